@@ -1,0 +1,170 @@
+"""Settings: `ModelSettings` from the environment (once, at start-up) and
+`InferenceConfig` from each request's `parameters` (validated, unknown keys ignored)."""
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from speech_endpoint.errors import ClientError
+from speech_endpoint.languages import normalize_language
+
+
+class ConfigurationError(RuntimeError):
+    """The endpoint is misconfigured (raised at start-up, never per request)."""
+
+
+class ModelSettings(BaseSettings):
+    """Which models to serve and the endpoint's limits, read from environment variables
+    (names case-insensitive; empty values count as unset)."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", env_ignore_empty=True)
+
+    asr_model: str = Field(min_length=1, description="Whisper checkpoint: hub id or local folder")
+    assistant_model: str | None = Field(None, description="draft model for speculative decoding")
+    diarization_model: str | None = Field(None, description="pyannote pipeline: hub id or folder")
+    hf_token: SecretStr | None = Field(None, description="token for gated/private models")
+
+    # What `assisted` means when a request does not say: false, true or "auto".
+    default_assisted: bool | Literal["auto"] = False
+    # "auto" uses the assistant for audio up to this long (one Whisper window, batch 1 anyway);
+    # longer audio gains more from batched chunks (seed measurements: 2.4x faster at 8 s,
+    # 1.2x slower at 60 s on an A10G with large-v3 + distil-large-v3).
+    auto_assist_max_s: float = Field(30.0, ge=0)
+
+    max_payload_bytes: int = Field(200 * 1024 * 1024, ge=1)
+    max_audio_s: float = Field(4 * 3600.0, gt=0)
+    max_batch_size: int = Field(64, ge=1)
+    # Run a short dummy request at start-up so the first client does not pay for lazy init.
+    warmup: bool = True
+
+    @classmethod
+    def from_env(cls) -> "ModelSettings":
+        """Read the environment; a missing or invalid variable stops start-up with a
+        message naming it (never its value: the token is among them)."""
+        try:
+            return cls()
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{str(err['loc'][0]).upper()}: {_plain(err)}" for err in exc.errors()
+            )
+            hint = (
+                " (set ASR_MODEL to a Whisper model id such as openai/whisper-large-v3 "
+                "or a local folder)"
+                if any(err["loc"][0] == "asr_model" for err in exc.errors())
+                else ""
+            )
+            raise ConfigurationError(f"Invalid endpoint settings: {problems}{hint}") from None
+
+    @property
+    def token(self) -> str | None:
+        return self.hf_token.get_secret_value() if self.hf_token else None
+
+
+OutputFormat = Literal["srt", "vtt", "rttm"]
+
+
+class InferenceConfig(BaseModel):
+    """Per-request parameters. Strings such as "24" or "true" are accepted because query
+    strings carry only strings; anything else invalid is refused naming the field."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    task: Literal["transcribe", "translate"] = "transcribe"
+    batch_size: int = Field(24, ge=1)
+    # None means "the endpoint's default" (ModelSettings.default_assisted).
+    assisted: bool | Literal["auto"] | None = None
+    # 0 = sequential long-form decoding (no chunking); otherwise chunk size in seconds.
+    chunk_length_s: float = Field(30.0, ge=0, le=30)
+    # Only used for raw PCM input (`input_format`); containers carry their own rate.
+    sampling_rate: int = Field(16000, ge=1000, le=384000)
+    input_format: Literal["auto", "pcm_s16le", "pcm_f32le"] = "auto"
+    language: str | None = None
+    num_speakers: int | None = Field(None, ge=1)
+    min_speakers: int | None = Field(None, ge=1)
+    max_speakers: int | None = Field(None, ge=1)
+    # None = on whenever the endpoint has a diarization model.
+    diarize: bool | None = None
+    timestamp_granularity: Literal["segment", "word"] = "segment"
+    prompt: str | None = Field(None, max_length=1000)
+    output_formats: tuple[OutputFormat, ...] = ()
+
+    @field_validator("language", mode="before")
+    @classmethod
+    def _language(cls, value: Any) -> str | None:
+        if value is None or (isinstance(value, str) and value.strip() == ""):
+            return None
+        if not isinstance(value, str):
+            raise ValueError("must be a string such as 'en' or 'english'")
+        code = normalize_language(value)
+        if code is None:
+            raise ValueError(f"unknown language {value[:40]!r}; use a Whisper code like 'en' or a name like 'english'")
+        return code
+
+    @field_validator("output_formats", mode="before")
+    @classmethod
+    def _formats(cls, value: Any) -> Any:
+        if value is None:
+            return ()
+        if isinstance(value, str):  # "srt,vtt" from a query string, or a single name
+            return tuple(part.strip().lower() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _prompt(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _speakers(self) -> "InferenceConfig":
+        if self.min_speakers and self.max_speakers and self.min_speakers > self.max_speakers:
+            raise ValueError("min_speakers must not exceed max_speakers")
+        if self.num_speakers and (
+            (self.min_speakers and self.num_speakers < self.min_speakers)
+            or (self.max_speakers and self.num_speakers > self.max_speakers)
+        ):
+            raise ValueError("num_speakers must lie between min_speakers and max_speakers")
+        return self
+
+    @property
+    def wants_speakers(self) -> bool:
+        return any(v is not None for v in (self.num_speakers, self.min_speakers, self.max_speakers))
+
+    @classmethod
+    def from_parameters(cls, parameters: Any) -> "InferenceConfig":
+        """Validate a request's `parameters`; raises ClientError naming each bad field."""
+        if parameters is None:
+            parameters = {}
+        if not isinstance(parameters, dict):
+            raise ClientError("'parameters' must be a JSON object")
+        try:
+            return cls.model_validate(parameters)
+        except ValidationError as exc:
+            raise ClientError(_describe(exc)) from None
+
+
+def _plain(err: dict) -> str:
+    msg = err.get("msg", "invalid value")
+    return msg.removeprefix("Value error, ")
+
+
+def _describe(exc: ValidationError) -> str:
+    """One line per problem, naming the parameter; input values are not echoed back
+    (they may be large or sensitive)."""
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if not isinstance(p, int))
+        # Unions add the member type to loc (e.g. assisted.bool): keep the field name only.
+        field = loc.split(".")[0] if loc else ""
+        parts.append(f"parameter '{field}': {_plain(err)}" if field else _plain(err))
+    unique = list(dict.fromkeys(parts))
+    return "Invalid request: " + "; ".join(unique)

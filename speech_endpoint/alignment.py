@@ -1,0 +1,154 @@
+"""Word timings from Whisper's cross-attention, as OpenAI's `timing.py` computes them.
+
+After decoding (without timestamp tokens), one teacher-forced decoder pass over the
+decoded tokens gives the cross-attention of the checkpoint's alignment heads; dynamic time
+warping over it maps each token to audio frames (20 ms each). This costs one decoder
+forward per batch, far less than collecting attentions at every generation step.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+FRAMES_PER_SECOND = 50  # Whisper's encoder emits one frame per 20 ms
+MEDIAN_WIDTH = 7
+NO_SPACE_LANGUAGES = {"zh", "ja", "th", "lo", "my", "yue"}
+
+
+def cross_attention_weights(model, prefix: Sequence[int], token_batches: Sequence[Sequence[int]],
+                            encoder_hidden: torch.Tensor, eot: int) -> list[np.ndarray]:
+    """Per sequence: alignment-head attention [heads, len(tokens)+1, frames] for the rows
+    that predict the text tokens and the end-of-text token."""
+    heads = _alignment_heads(model)
+    layers = sorted({layer for layer, _ in heads})
+    decoder = model.get_decoder()
+    captured: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def capture(index):
+        def hook(module, args, kwargs):
+            hidden = kwargs.get("hidden_states", args[0] if args else None)
+            keys = kwargs.get("key_value_states", args[1] if len(args) > 1 else None)
+            captured[index] = (hidden, keys)
+        return hook
+
+    handles = [decoder.layers[i].encoder_attn.register_forward_pre_hook(capture(i), with_kwargs=True)
+               for i in layers]
+    try:
+        length = max(len(t) for t in token_batches) + len(prefix) + 1
+        ids = torch.full((len(token_batches), length), eot, dtype=torch.long)
+        for row, tokens in enumerate(token_batches):
+            seq = list(prefix) + list(tokens) + [eot]
+            ids[row, : len(seq)] = torch.tensor(seq)
+        decoder(input_ids=ids.to(encoder_hidden.device), encoder_hidden_states=encoder_hidden, use_cache=False)
+    finally:
+        for h in handles:
+            h.remove()
+
+    n_heads = model.config.decoder_attention_heads
+    per_layer = {}
+    for index in layers:
+        hidden, keys = captured[index]
+        attn = decoder.layers[index].encoder_attn
+        b, t, d = hidden.shape
+        q = (attn.q_proj(hidden) * attn.scaling).view(b, t, n_heads, d // n_heads).transpose(1, 2)
+        k = attn.k_proj(keys).view(b, keys.shape[1], n_heads, d // n_heads).transpose(1, 2)
+        per_layer[index] = (q.float(), k.float())
+    result = []
+    for row, tokens in enumerate(token_batches):
+        rows = slice(len(prefix) - 1, len(prefix) + len(tokens))  # predictors of tokens + eot
+        stack = [per_layer[l][0][row, h, rows] @ per_layer[l][1][row, h].T for l, h in heads]
+        result.append(torch.stack(stack).cpu().numpy())
+    return result
+
+
+def _alignment_heads(model) -> list[tuple[int, int]]:
+    heads = getattr(model.generation_config, "alignment_heads", None)
+    if not heads:  # no alignment heads configured: use every head of the upper half
+        n_layers = model.config.decoder_layers
+        n_heads = model.config.decoder_attention_heads
+        heads = [(l, h) for l in range(n_layers // 2, n_layers) for h in range(n_heads)]
+    return [(int(l), int(h)) for l, h in heads]
+
+
+def token_times(qk: np.ndarray, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end time (s) of each row's token, from raw attention logits [heads, rows, frames]."""
+    num_frames = max(1, min(num_frames, qk.shape[-1]))
+    weights = qk[:, :, :num_frames].astype(np.float64)
+    weights = np.exp(weights - weights.max(axis=-1, keepdims=True))
+    weights /= weights.sum(axis=-1, keepdims=True)
+    mean = weights.mean(axis=-2, keepdims=True)
+    std = weights.std(axis=-2, keepdims=True) + 1e-9
+    weights = _median_filter((weights - mean) / std, MEDIAN_WIDTH)
+    matrix = weights.mean(axis=0)
+    text_idx, time_idx = dtw(-matrix)
+    jumps = np.concatenate([[True], np.diff(text_idx) > 0])
+    jump_times = time_idx[jumps] / FRAMES_PER_SECOND  # one entry per row
+    starts = jump_times[:-1] if len(jump_times) > 1 else jump_times
+    ends = jump_times[1:] if len(jump_times) > 1 else jump_times
+    return starts, ends
+
+
+def _median_filter(x: np.ndarray, width: int) -> np.ndarray:
+    if x.shape[-1] < width:
+        return x
+    pad = width // 2
+    padded = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(pad, pad)], mode="reflect")
+    windows = np.lib.stride_tricks.sliding_window_view(padded, width, axis=-1)
+    return np.median(windows, axis=-1)
+
+
+def dtw(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Monotonic alignment path through `cost` [rows, frames], vectorised over
+    anti-diagonals (each cell depends only on the two previous diagonals)."""
+    n, m = cost.shape
+    acc = np.full((n + 1, m + 1), np.inf)
+    acc[0, 0] = 0.0
+    trace = np.full((n + 1, m + 1), -1, dtype=np.int8)
+    for k in range(2, n + m + 1):
+        i = np.arange(max(1, k - m), min(n, k - 1) + 1)
+        j = k - i
+        c0, c1, c2 = acc[i - 1, j - 1], acc[i - 1, j], acc[i, j - 1]
+        choice = np.where((c0 < c1) & (c0 < c2), 0, np.where((c1 < c0) & (c1 < c2), 1, 2))
+        acc[i, j] = cost[i - 1, j - 1] + np.choose(choice, [c0, c1, c2])
+        trace[i, j] = choice
+    trace[0, :] = 2
+    trace[:, 0] = 1
+    i, j = n, m
+    path = []
+    while i > 0 or j > 0:
+        path.append((i - 1, j - 1))
+        step = trace[i, j]
+        if step == 0:
+            i, j = i - 1, j - 1
+        elif step == 1:
+            i -= 1
+        else:
+            j -= 1
+    arr = np.array([(a, b) for a, b in reversed(path) if a >= 0 and b >= 0]).reshape(-1, 2)
+    return arr[:, 0], arr[:, 1]
+
+
+def split_words(tokenizer, tokens: Sequence[int], language: str | None) -> list[tuple[str, list[int]]]:
+    """Group tokens into words: a word starts at a piece with a leading space (one piece,
+    one word for languages written without spaces). Multi-token characters stay whole."""
+    pieces: list[tuple[str, list[int]]] = []
+    current: list[int] = []
+    for token in tokens:
+        current.append(token)
+        text = tokenizer.decode(current)
+        if "\ufffd" not in text:
+            pieces.append((text, current))
+            current = []
+    if current:
+        pieces.append((tokenizer.decode(current), current))
+    if language in NO_SPACE_LANGUAGES:
+        return pieces
+    words: list[tuple[str, list[int]]] = []
+    for text, toks in pieces:
+        if not words or text.startswith(" ") or not words[-1][0].strip():
+            words.append((text, list(toks)))
+        else:
+            words[-1] = (words[-1][0] + text, words[-1][1] + list(toks))
+    return words

@@ -1,0 +1,202 @@
+"""Whisper (and an optional speculative-decoding assistant) behind one `transcribe` call.
+
+Two decoding strategies, both greedy:
+- windows (default, `chunk_length_s` > 0): the audio is cut at pauses into windows of at
+  most `chunk_length_s`, the windows are decoded in batches of `batch_size` without
+  timestamp tokens, and word times come from cross-attention alignment. Nothing is decoded
+  twice, words are never cut, and Whisper's timestamp-mode repetitions at window edges
+  cannot happen.
+- sequential (`chunk_length_s` = 0): transformers' implementation of OpenAI's long-form
+  algorithm (timestamp tokens, each window starting where the last segment ended).
+Model I/O only: text and time post-processing lives in `speech_endpoint.sentences`.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from speech_endpoint import compat
+from speech_endpoint.alignment import cross_attention_weights, split_words, token_times
+from speech_endpoint.languages import normalize_language
+from speech_endpoint.schema import Audio, Transcript, Word
+from speech_endpoint.sentences import segments_from_words, words_from_chunks
+from speech_endpoint.windows import speech_windows
+
+log = logging.getLogger(__name__)
+SAMPLES_PER_FRAME = 320  # 16 kHz samples per encoder frame (20 ms)
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """What one transcription needs to know; derived from the request by the handler."""
+
+    task: str = "transcribe"
+    language: str | None = None
+    chunk_length_s: float = 30.0
+    batch_size: int = 24
+    use_assistant: bool = False
+    prompt: str | None = None
+
+
+def pick_device() -> tuple[str, torch.dtype]:
+    """float16 on a GPU; float32 on CPU (float16 matmuls are slow or missing there)."""
+    if torch.cuda.is_available():
+        return "cuda:0", torch.float16
+    return "cpu", torch.float32
+
+
+class WhisperASR:
+    """Loads Whisper once; `transcribe` turns 16 kHz audio into a `Transcript` with words."""
+
+    def __init__(self, model_id: str, *, assistant_id: str | None = None, token: str | None = None):
+        from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
+
+        self.device, self.dtype = pick_device()
+        common = {"token": token, "low_cpu_mem_usage": True, **compat.dtype_kwargs(self.dtype)}
+        self.model = AutoModelForSpeechSeq2Seq.from_pretrained(model_id, attn_implementation="sdpa", **common)
+        self.model.to(self.device).eval()
+        self.processor = AutoProcessor.from_pretrained(model_id, token=token)
+        self.tokenizer = self.processor.tokenizer
+        self.assistant = self._load_assistant(assistant_id, common) if assistant_id else None
+        self._pipe = None  # built on first sequential request
+        gen = self.model.generation_config
+        self.multilingual = bool(getattr(gen, "is_multilingual", True))
+        self.eot = int(gen.eos_token_id if isinstance(gen.eos_token_id, int) else gen.eos_token_id[0])
+
+    def _load_assistant(self, assistant_id: str, common: dict[str, Any]) -> torch.nn.Module:
+        """distil-whisper ships a decoder-only `WhisperForCausalLM` that reuses the main
+        encoder's output; a full smaller Whisper works as well."""
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSpeechSeq2Seq
+
+        config = AutoConfig.from_pretrained(assistant_id, token=common["token"])
+        decoder_only = any("CausalLM" in arch for arch in (config.architectures or []))
+        loader = AutoModelForCausalLM if decoder_only else AutoModelForSpeechSeq2Seq
+        assistant = loader.from_pretrained(assistant_id, attn_implementation="sdpa", **common)
+        return assistant.to(self.device).eval()
+
+    # ---- public ---------------------------------------------------------------------
+
+    def transcribe(self, audio: Audio, options: DecodeOptions,
+                   progress: Callable[[float, float], None] | None = None) -> Transcript:
+        """`progress(done_s, total_s)` is called as windows finish (for CLIs)."""
+        with torch.inference_mode():
+            if options.chunk_length_s == 0:
+                return self._sequential(audio, options)
+            return self._windows(audio, options, progress)
+
+    # ---- windows strategy ---------------------------------------------------------------
+
+    def _windows(self, audio: Audio, options: DecodeOptions, progress) -> Transcript:
+        spans = speech_windows(audio.samples, audio.sample_rate, options.chunk_length_s)
+        if not spans:
+            return Transcript("", [], [], options.language)
+        language = options.language
+        batch = 1 if options.use_assistant else options.batch_size
+        words: list[Word] = []
+        texts: list[str] = []
+        for first in range(0, len(spans), batch):
+            group = spans[first:first + batch]
+            encoded = self._encode([audio.samples[s:e] for s, e in group])
+            if language is None and self.multilingual:
+                language = self._detect_language(encoded)
+            token_lists = self._generate(encoded, language, options)
+            words.extend(self._align(encoded, group, token_lists, language, audio.sample_rate))
+            texts.extend(self.tokenizer.decode(t).strip() for t in token_lists)
+            if progress:
+                progress(group[-1][1] / audio.sample_rate, audio.duration)
+        text = " ".join(t for t in texts if t)
+        return Transcript(text, segments_from_words(words), words, language)
+
+    def _encode(self, pieces: list[np.ndarray]):
+        features = self.processor.feature_extractor(
+            pieces, sampling_rate=16000, return_tensors="pt"
+        ).input_features.to(self.device, self.dtype)
+        return self.model.get_encoder()(features)
+
+    def _detect_language(self, encoded) -> str | None:
+        ids = self.model.detect_language(encoder_outputs=encoded)
+        token = self.tokenizer.convert_ids_to_tokens(int(ids[0]))
+        return normalize_language(token)
+
+    def _generate(self, encoded, language: str | None, options: DecodeOptions) -> list[list[int]]:
+        kwargs: dict[str, Any] = {"return_timestamps": False, **compat.greedy_generate_kwargs()}
+        if self.multilingual:
+            kwargs["task"] = options.task
+            if language:
+                kwargs["language"] = language
+        if options.prompt:
+            kwargs["prompt_ids"] = torch.as_tensor(
+                self.tokenizer.get_prompt_ids(options.prompt, return_tensors="np"), device=self.device)
+        if options.use_assistant:
+            kwargs["assistant_model"] = self.assistant
+        out = self.model.generate(encoder_outputs=encoded, **kwargs)
+        sequences = out if torch.is_tensor(out) else out.sequences
+        return [self._text_tokens(row.tolist()) for row in sequences]
+
+    def _text_tokens(self, sequence: list[int]) -> list[int]:
+        """Generated text tokens only: whatever precedes the decoder prompt (a text prompt,
+        on versions that return it) and every special or timestamp token (ids >= eot)."""
+        sot = self.tokenizer.convert_tokens_to_ids("<|startoftranscript|>")
+        if sot in sequence:
+            sequence = sequence[len(sequence) - sequence[::-1].index(sot):]
+        return [t for t in sequence if t < self.eot]
+
+    def _prefix(self, language: str | None, task: str) -> list[int]:
+        tok = self.tokenizer
+        prefix = [tok.convert_tokens_to_ids("<|startoftranscript|>")]
+        if self.multilingual:
+            prefix.append(tok.convert_tokens_to_ids(f"<|{language or 'en'}|>"))
+            prefix.append(tok.convert_tokens_to_ids(f"<|{task}|>"))
+        prefix.append(tok.convert_tokens_to_ids("<|notimestamps|>"))
+        return prefix
+
+    def _align(self, encoded, spans, token_lists, language, sample_rate) -> list[Word]:
+        """Word times for each window from cross-attention + DTW, offset to the audio."""
+        if not any(token_lists):
+            return []
+        prefix = self._prefix(language, "transcribe")
+        attention = cross_attention_weights(self.model, prefix, token_lists, encoded.last_hidden_state, self.eot)
+        words: list[Word] = []
+        for (start, end), tokens, qk in zip(spans, token_lists, attention):
+            if not tokens:
+                continue
+            offset = start / sample_rate
+            starts, ends = token_times(qk, (end - start) // SAMPLES_PER_FRAME)
+            index = 0
+            for text, toks in split_words(self.tokenizer, tokens, language):
+                first, last = index, index + len(toks) - 1
+                index += len(toks)
+                if not text.strip():
+                    continue
+                words.append(Word(text, offset + float(starts[first]), offset + float(ends[last])))
+        return words
+
+    # ---- sequential strategy ------------------------------------------------------------
+
+    def _sequential(self, audio: Audio, options: DecodeOptions) -> Transcript:
+        """OpenAI's long-form algorithm via the transformers pipeline (no chunking)."""
+        if self._pipe is None:
+            from transformers import pipeline
+
+            self._pipe = pipeline("automatic-speech-recognition", model=self.model,
+                                  tokenizer=self.tokenizer, feature_extractor=self.processor.feature_extractor,
+                                  device=self.device)
+        generate_kwargs: dict[str, Any] = compat.greedy_generate_kwargs()
+        if self.multilingual:
+            generate_kwargs["task"] = options.task
+            if options.language:
+                generate_kwargs["language"] = options.language
+        if options.prompt:
+            generate_kwargs["prompt_ids"] = torch.as_tensor(
+                self.tokenizer.get_prompt_ids(options.prompt, return_tensors="np"), device=self.device)
+        if options.use_assistant:
+            generate_kwargs["assistant_model"] = self.assistant
+        inputs = {"raw": np.asarray(audio.samples, dtype=np.float32), "sampling_rate": audio.sample_rate}
+        out = self._pipe(inputs, return_timestamps="word", batch_size=1, generate_kwargs=generate_kwargs)
+        words = words_from_chunks(out.get("chunks") or [], duration=audio.duration)
+        return Transcript((out.get("text") or "").strip(), segments_from_words(words), words, options.language)

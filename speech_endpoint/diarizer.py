@@ -1,0 +1,81 @@
+"""pyannote.audio speaker diarization: loading (with clear errors for gated models) and
+running on the in-memory 16 kHz waveform. Model I/O only; the word merge is pure logic
+in `diarization_utils`."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from speech_endpoint import compat
+from speech_endpoint.schema import Audio, Turn
+
+log = logging.getLogger(__name__)
+
+
+class DiarizationLoadError(RuntimeError):
+    """The diarization pipeline could not be loaded (raised at start-up)."""
+
+
+@dataclass(frozen=True)
+class Diarization:
+    """`exclusive`: one speaker at a time (for words); `full`: overlaps kept (for RTTM)."""
+
+    exclusive: list[Turn] = field(default_factory=list)
+    full: list[Turn] = field(default_factory=list)
+
+
+def _gated_message(model_id: str, token_set: bool) -> str:
+    who = "the account whose token is in HF_TOKEN" if token_set else "your account, then set HF_TOKEN to its token"
+    return (
+        f"Could not load the diarization model '{model_id}': it is gated or private. Accept its user "
+        f"conditions at https://huggingface.co/{model_id} with {who} (a read token is enough)."
+    )
+
+
+class Diarizer:
+    def __init__(self, model_id: str, *, token: str | None = None, device: str = "cpu"):
+        from pyannote.audio import Pipeline
+
+        source = compat.pipeline_source(model_id)
+        try:
+            pipeline = Pipeline.from_pretrained(source, **compat.hub_token_kwargs(token))
+        except Exception as exc:  # hub errors differ across huggingface_hub/pyannote versions
+            if _is_access_error(exc):
+                raise DiarizationLoadError(_gated_message(model_id, token is not None)) from None
+            raise DiarizationLoadError(
+                f"Could not load the diarization model '{model_id}': {type(exc).__name__}"
+            ) from None
+        if pipeline is None:  # pyannote prints the hub error and returns None
+            if Path(model_id).exists():
+                raise DiarizationLoadError(f"Could not load the diarization pipeline from '{model_id}'")
+            raise DiarizationLoadError(_gated_message(model_id, token is not None))
+        self.pipeline = pipeline.to(torch.device(device))
+
+    def __call__(self, audio: Audio, *, num_speakers: int | None = None,
+                 min_speakers: int | None = None, max_speakers: int | None = None) -> Diarization:
+        if audio.duration == 0:
+            return Diarization()
+        kwargs = {k: v for k, v in (("num_speakers", num_speakers), ("min_speakers", min_speakers),
+                                    ("max_speakers", max_speakers)) if v is not None}
+        output = self.pipeline(compat.diarization_input(audio.samples, audio.sample_rate), **kwargs)
+        exclusive, full = compat.diarization_annotations(output)
+        return Diarization(exclusive=_turns(exclusive), full=_turns(full))
+
+
+def _turns(annotation) -> list[Turn]:
+    return sorted(
+        (Turn(float(seg.start), float(seg.end), str(label))
+         for seg, _, label in annotation.itertracks(yield_label=True)),
+        key=lambda t: (t.start, t.end),
+    )
+
+
+def _is_access_error(exc: Exception) -> bool:
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if names & {"GatedRepoError", "RepositoryNotFoundError"}:
+        return True
+    response = getattr(exc, "response", None)
+    return getattr(response, "status_code", None) in (401, 403)

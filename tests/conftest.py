@@ -1,0 +1,68 @@
+"""Shared fixtures: tiny random-weight checkpoints built offline once per session, and
+handlers built the way the platform builds them (repo folder on sys.path, then
+`EndpointHandler(path)`), with settings taken from the environment."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:  # the platform puts the repo folder on sys.path
+    sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "scripts"))
+
+os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import torch  # noqa: E402
+
+torch.set_num_threads(1)  # 2 shared cores: more threads stall under contention
+
+MODEL_ENV = ("ASR_MODEL", "ASSISTANT_MODEL", "DIARIZATION_MODEL", "HF_TOKEN")
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory):
+    """Paths of tiny random checkpoints: .whisper, .assistant, .diarization."""
+    from make_tiny_models import build_tiny_models
+
+    return build_tiny_models(tmp_path_factory.mktemp("tiny-models"))
+
+
+@pytest.fixture
+def make_handler(monkeypatch):
+    """Build `EndpointHandler(REPO)` with the given env settings (others unset)."""
+
+    def build(**env: str | None):
+        for name in MODEL_ENV:
+            monkeypatch.delenv(name, raising=False)
+        for name, value in env.items():
+            if value is not None:
+                monkeypatch.setenv(name, str(value))
+        from handler import EndpointHandler
+
+        return EndpointHandler(str(REPO))
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def real_whisper_dir():
+    """The real Whisper checkpoint named by WHISPER_MODEL_DIR; tests skip without it."""
+    path = os.environ.get("WHISPER_MODEL_DIR")
+    if not path or not Path(path).is_dir():
+        pytest.skip("WHISPER_MODEL_DIR is not set to a real Whisper checkpoint")
+    return Path(path)
+
+
+@pytest.fixture(scope="session")
+def dialogue_dir():
+    """The two-speaker dialogue with ground truth named by DIALOGUE_DIR."""
+    path = os.environ.get("DIALOGUE_DIR")
+    if not path or not Path(path).is_dir():
+        pytest.skip("DIALOGUE_DIR is not set to the dialogue folder")
+    return Path(path)
