@@ -203,10 +203,10 @@ def _claim_orphans(
 ) -> None:
     """Rule 3: a turn (at least `min_turn` long) that no word of its speaker touches
     takes the short whole sentence lying within `tolerance` of it that it overlaps
-    most, or failing any overlap, the nearest one. Jittered boundaries can shrink a
-    one-word reply's turn to almost nothing, so no overlap is required. Only speakers who have words elsewhere claim: a speaker
-    with no words at all is more likely noise or laughter than a swallowed reply. Each
-    sentence is claimed at most once."""
+    most, or failing any overlap, the nearest one (jittered boundaries can shrink a
+    one-word reply's turn to a sliver beside its word). Only speakers who have words
+    elsewhere claim: one with no words at all is more likely noise or laughter than a
+    swallowed reply. Each sentence is claimed at most once."""
     if max_words <= 0:
         return
     spoken: dict[str, list[tuple[float, float]]] = {}
@@ -249,15 +249,20 @@ def assign_speakers(
     words: Sequence[Word],
     turns: Sequence[Turn],
     *,
+    relabel: bool = True,
     smooth: bool = True,
     tolerance: float = 0.5,
     max_island_words: int = 2,
     sentence_pause: float = 1.0,
     min_turn: float = 0.0,
 ) -> list[Word]:
-    """Give every word exactly one speaker (the diarizer's labels, not yet renamed).
+    """Give every word exactly one speaker.
 
-    Same words, same order, same text and timings; only `speaker` is set. A word goes to
+    Same words, same order, same text and timings; only `speaker` is set. With `relabel`
+    (default) speakers are named SPEAKER_00, SPEAKER_01, ... in order of first appearance
+    in the words, whatever pyannote called them; `relabel=False` keeps the diarizer's
+    labels, e.g. to build one `speaker_label_map(words, full_turns)` that renames the
+    words and the RTTM turns alike (see `relabel_in_order`). A word goes to
     the speaker whose turns cover most of it, or, in a gap or with zero length, to the
     nearest turn; a word with start > end counts as a point midway. Turns may be unsorted
     and may overlap (overlapping turns of one speaker are merged first).
@@ -285,7 +290,8 @@ def assign_speakers(
             _fill_islands(labels, sentence, max_island_words)
             _fix_edges(labels, spans, sentence, cover, tolerance)
         _claim_orphans(labels, spans, sentences, clean, tolerance, max_island_words, min_turn)
-    return [replace(w, speaker=label) for w, label in zip(words, labels)]
+    out = [replace(w, speaker=label) for w, label in zip(words, labels)]
+    return relabel_in_order(out) if relabel else out
 
 
 def speaker_label_map(*sequences: Iterable[Word | Utterance | Turn]) -> dict[str, str]:

@@ -54,10 +54,11 @@ class EndpointHandler:
         if not isinstance(data, dict):
             raise ClientError("The request body must be a JSON object with 'inputs'")
         config = InferenceConfig.from_parameters(data.get("parameters"))
-        plan = self.plan(config)
+        self.plan(config, duration=0.0)  # refuse what this endpoint cannot do before decoding
         payload = audio_io.payload_bytes(data.get("inputs"), self.settings.max_payload_bytes)
         audio = audio_io.decode(payload, input_format=config.input_format,
                                 sampling_rate=config.sampling_rate, max_seconds=self.settings.max_audio_s)
+        plan = self.plan(config, duration=audio.duration)
         decoded = time.perf_counter()
         speech = has_speech(audio.samples, audio.sample_rate)
         transcript = self.asr.transcribe(audio, plan.decode) if speech else Transcript("", [])
@@ -91,8 +92,9 @@ class EndpointHandler:
             metadata=metadata,
         )
 
-    def plan(self, config: InferenceConfig) -> Plan:
-        """Check the request against what this endpoint has, and decide how to decode."""
+    def plan(self, config: InferenceConfig, duration: float) -> Plan:
+        """Check the request against what this endpoint has, and decide how to decode
+        `duration` seconds of audio."""
         s = self.settings
         if config.batch_size > s.max_batch_size:
             raise ClientError(f"parameter 'batch_size': at most {s.max_batch_size} on this endpoint")
@@ -106,7 +108,10 @@ class EndpointHandler:
         notes: list[str] = []
         if assisted is True and self.asr.assistant is None:
             raise ClientError("parameter 'assisted': this endpoint has no ASSISTANT_MODEL configured")
-        use_assistant = self._use_assistant(assisted)
+        # "auto": the assistant where it wins (audio that fits one window is decoded at
+        # batch 1 anyway); batched windows for longer audio.
+        use_assistant = self.asr.assistant is not None and (
+            assisted is True or (assisted == "auto" and duration <= s.auto_assist_max_s))
         if use_assistant and config.batch_size != 1:
             notes.append("the assistant runs at batch size 1 (speculative decoding decodes one sequence)")
         decode = DecodeOptions(
@@ -118,11 +123,6 @@ class EndpointHandler:
             prompt=config.prompt,
         )
         return Plan(decode=decode, diarize=diarize, notes=tuple(notes))
-
-    def _use_assistant(self, assisted: bool | str) -> bool:
-        if self.asr.assistant is None:
-            return False
-        return assisted is True  # "auto" is resolved per audio length in a later step
 
     def _diarize(self, audio: Audio, config: InferenceConfig) -> Diarization:
         assert self.diarizer is not None

@@ -37,8 +37,12 @@ def _finite(x: object) -> float | None:
 
 def word_span(word: Word) -> tuple[float, float]:
     """(start, end) with start <= end. A word whose start is after its end (a timing
-    glitch) is treated as a point at the middle of the two, so it still has one place."""
-    start, end = float(word.start), float(word.end)
+    glitch) is treated as a point at the middle of the two, so it still has one place.
+    A non-finite time (NaN, inf) takes the other one, or 0 when both are broken, so no
+    NaN ever reaches a response."""
+    start, end = _finite(word.start), _finite(word.end)
+    start = start if start is not None else (end if end is not None else 0.0)
+    end = end if end is not None else start
     if end < start:
         middle = (start + end) / 2
         return middle, middle

@@ -3,19 +3,22 @@ relabelling, utterance grouping, and the old chunk-level reference."""
 from __future__ import annotations
 
 import math
+from functools import partial
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from diarization_utils import (
-    assign_speakers,
+    assign_speakers as assign_and_relabel,
     group_utterances,
     nearest_chunk_end_speakers,
     relabel_in_order,
     speaker_label_map,
 )
 from speech_endpoint.schema import Segment, Turn, Utterance, Word
+
+# Most tests check which of the diarizer's own labels a word gets, so keep them.
+assign_speakers = partial(assign_and_relabel, relabel=False)
 
 
 def words_from(spec: str, start: float = 0.0, step: float = 0.3, gap: float = 0.0) -> list[Word]:
@@ -222,9 +225,18 @@ def test_tolerance_is_a_parameter():
 def test_labels_in_order_of_first_appearance():
     words = words_from("hi. hello. how are you. fine.", gap=0.1)
     turns = [Turn(0.0, 0.35, "SPEAKER_03"), Turn(0.35, 0.75, "SPEAKER_00"), Turn(0.75, 2.0, "SPEAKER_03")]
-    out = relabel_in_order(assign_speakers(words, turns))
-    assert speakers(out)[:2] == ["SPEAKER_00", "SPEAKER_01"]
-    assert set(speakers(out)) == {"SPEAKER_00", "SPEAKER_01"}
+    expected = ["SPEAKER_00", "SPEAKER_01"] + ["SPEAKER_00"] * 4
+    assert speakers(assign_and_relabel(words, turns)) == expected  # renamed by default
+    assert speakers(relabel_in_order(assign_speakers(words, turns))) == expected
+
+
+def test_first_turn_without_words_is_numbered_after_speakers_who_talk():
+    words = words_from("hello.", start=1.0) + words_from("hi.", start=2.0)
+    turns = [Turn(0.0, 0.5, "cough"), Turn(1.0, 1.3, "x"), Turn(2.0, 2.3, "y")]
+    assert speakers(assign_and_relabel(words, turns)) == ["SPEAKER_00", "SPEAKER_01"]
+    raw = assign_speakers(words, turns)
+    mapping = speaker_label_map(raw, turns)  # one mapping for the words and the RTTM
+    assert mapping == {"x": "SPEAKER_00", "y": "SPEAKER_01", "cough": "SPEAKER_02"}
 
 
 def test_one_mapping_for_words_and_turns():
@@ -324,7 +336,8 @@ def test_property_every_word_gets_one_speaker(words, turns, smooth):
 @settings(max_examples=300, deadline=None)
 @given(words=st.lists(word_st, max_size=40), turns=st.lists(turn_st, min_size=1, max_size=10))
 def test_property_utterances_ordered_non_overlapping_in_range(words, turns):
-    labelled = relabel_in_order(assign_speakers(words, turns))
+    labelled = assign_and_relabel(words, turns)
+    assert labelled == relabel_in_order(assign_speakers(words, turns))
     utterances = group_utterances(labelled, duration=DURATION)
     for u in utterances:
         assert 0.0 <= u.start <= u.end <= DURATION

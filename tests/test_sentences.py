@@ -199,3 +199,10 @@ def test_property_chunks_to_segments_pipeline(chunks):
     for prev, cur in zip(segments, segments[1:]):
         assert prev.end <= cur.start
     assert all(0.0 <= s.start <= s.end <= DURATION for s in segments)
+
+
+def test_non_finite_word_times_never_reach_segments():
+    words = [Word(" a", math.nan, 1.0), Word(" b", 0.5, math.inf), Word(" c.", -math.inf, math.nan)]
+    segments = segments_from_words(words, duration=3.0)
+    assert [s.text for s in segments] == ["a b c."]
+    assert all(math.isfinite(s.start) and math.isfinite(s.end) for s in segments)

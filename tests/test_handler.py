@@ -1,0 +1,176 @@
+"""End to end through `EndpointHandler(path)`, built the way the platform builds it, on tiny
+random checkpoints (the words are gibberish: these tests pin the contract, not accuracy)."""
+import base64
+
+import numpy as np
+import pytest
+
+from audio_factory import bursts, encode, wav_bytes
+from speech_endpoint.errors import ClientError
+
+
+@pytest.fixture(scope="module")
+def handler(tiny_models, request):
+    import os
+    import sys
+
+    from conftest import REPO
+
+    saved = {k: os.environ.get(k) for k in ("ASR_MODEL", "ASSISTANT_MODEL", "DIARIZATION_MODEL", "HF_TOKEN")}
+    os.environ.update(ASR_MODEL=str(tiny_models.whisper), ASSISTANT_MODEL=str(tiny_models.assistant),
+                      DIARIZATION_MODEL=str(tiny_models.diarization))
+    try:
+        from handler import EndpointHandler
+
+        yield EndpointHandler(str(REPO))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+SPEECHY = wav_bytes(bursts(4.0), 16000)
+
+
+def check_contract(out, duration):
+    assert set(out) >= {"text", "chunks", "speakers", "metadata"}
+    assert isinstance(out["text"], str)
+    last = 0.0
+    for chunk in out["chunks"]:
+        start, end = chunk["timestamp"]
+        assert start is not None and end is not None
+        assert 0 <= start <= end <= duration + 1e-6
+        assert start >= last - 1e-6
+        last = start
+    for word in out.get("words", []):
+        assert 0 <= word["start"] <= word["end"] <= duration + 1e-6
+    starts = [w["start"] for w in out.get("words", [])]
+    assert starts == sorted(starts)
+    for utt in out["speakers"]:
+        assert set(utt) == {"speaker", "text", "timestamp"}
+
+
+def test_base64_and_raw_bytes_give_the_same_result(handler):
+    params = {"diarize": False, "language": "en"}
+    a = handler({"inputs": base64.b64encode(SPEECHY).decode(), "parameters": params})
+    b = handler({"inputs": SPEECHY, "parameters": params})
+    check_contract(a, 4.0)
+    assert a["text"] == b["text"] and a["chunks"] == b["chunks"]
+    assert a["metadata"]["duration"] == pytest.approx(4.0, abs=0.01)
+
+
+@pytest.mark.parametrize("rate, channels", [(8000, 1), (44100, 2), (48000, 2)])
+def test_any_rate_and_channel_count(handler, rate, channels):
+    out = handler({"inputs": wav_bytes(bursts(3.0, rate, channels), rate), "parameters": {"diarize": False}})
+    check_contract(out, 3.0)
+    assert out["metadata"]["duration"] == pytest.approx(3.0, abs=0.01)
+
+
+def test_compressed_input(handler):
+    out = handler({"inputs": encode(bursts(3.0, 48000, 2), 48000, "webm"), "parameters": {"diarize": False}})
+    check_contract(out, 3.1)
+
+
+@pytest.mark.parametrize("samples", [np.zeros((5 * 16000, 1), np.float32),
+                                     (0.001 * np.random.default_rng(0).standard_normal((20 * 16000, 1))).astype(np.float32),
+                                     np.zeros((0, 1), np.float32),
+                                     bursts(0.05)])
+def test_silence_noise_and_empty_files_give_an_empty_result(handler, samples):
+    out = handler({"inputs": wav_bytes(samples, 16000)})
+    assert out["text"] == "" and out["chunks"] == [] and out["speakers"] == []
+    assert out["metadata"]["speech_detected"] is False
+
+
+def test_diarization_gives_every_word_exactly_one_speaker(handler):
+    out = handler({"inputs": SPEECHY, "parameters": {"num_speakers": 2}})
+    check_contract(out, 4.0)
+    assert out["metadata"]["diarization"] is True
+    if out.get("words"):
+        assert all(isinstance(w["speaker"], str) for w in out["words"])
+        assert " ".join(u["text"] for u in out["speakers"]).split() == [w["word"] for w in out["words"]]
+
+
+def test_diarization_can_be_switched_off_per_request(handler):
+    out = handler({"inputs": SPEECHY, "parameters": {"diarize": False}})
+    assert out["speakers"] == [] and out["metadata"]["diarization"] is False
+
+
+def test_assisted_output_equals_unassisted_under_greedy_decoding(handler):
+    calls = []
+    hook = handler.asr.assistant.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        params = {"diarize": False, "language": "en", "batch_size": 1}
+        plain = handler({"inputs": SPEECHY, "parameters": params})
+        assisted = handler({"inputs": SPEECHY, "parameters": {**params, "assisted": True}})
+    finally:
+        hook.remove()
+    assert calls, "the assistant was never called"
+    assert assisted["metadata"]["assisted"] is True and plain["metadata"]["assisted"] is False
+    assert assisted["text"] == plain["text"]
+    assert assisted["words"] == plain["words"]
+
+
+def test_assisted_with_default_batch_size_runs_at_batch_one_and_says_so(handler):
+    out = handler({"inputs": SPEECHY, "parameters": {"assisted": "true", "diarize": False}})
+    assert out["metadata"]["batch_size"] == 1 and out["metadata"]["notes"]
+
+
+def test_every_parameter(handler):
+    params = {"task": "translate", "batch_size": "2", "chunk_length_s": "10", "language": "french",
+              "timestamp_granularity": "word", "prompt": "Acme Corp.", "min_speakers": 1, "max_speakers": 3,
+              "output_formats": ["srt", "vtt", "rttm"]}
+    out = handler({"inputs": SPEECHY, "parameters": params})
+    check_contract(out, 4.0)
+    meta = out["metadata"]
+    assert (meta["task"], meta["batch_size"], meta["chunk_length_s"], meta["language"]) == ("translate", 2, 10.0, "fr")
+    assert out["vtt"].startswith("WEBVTT") and isinstance(out["srt"], str) and isinstance(out["rttm"], str)
+    if out.get("words"):  # word granularity: one chunk per word
+        assert len(out["chunks"]) == len(out["words"])
+
+
+def test_sequential_long_form_mode(handler):
+    out = handler({"inputs": SPEECHY, "parameters": {"chunk_length_s": 0, "diarize": False}})
+    check_contract(out, 4.0)
+
+
+def test_raw_pcm_declared_by_the_request(handler):
+    pcm = (bursts(2.0, 8000)[:, 0] * 32767).astype("<i2").tobytes()
+    out = handler({"inputs": pcm, "parameters": {"input_format": "pcm_s16le", "sampling_rate": 8000, "diarize": False}})
+    assert out["metadata"]["duration"] == pytest.approx(2.0, abs=0.01)
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"inputs": "@@@"}, "base64"),
+    ({"inputs": ""}, "empty"),
+    ({}, "no 'inputs'"),
+    ({"inputs": b"not audio at all"}, "audio"),
+    ({"inputs": SPEECHY, "parameters": {"batch_size": 0}}, "batch_size"),
+    ({"inputs": SPEECHY, "parameters": {"batch_size": 10_000}}, "batch_size"),
+    ({"inputs": SPEECHY, "parameters": "fast"}, "parameters"),
+    ("just a string", "JSON object"),
+])
+def test_bad_requests_get_a_clear_error_and_the_handler_keeps_serving(handler, data, message):
+    with pytest.raises(ClientError, match=message) as err:
+        handler(data)
+    assert "Traceback" not in str(err.value)
+    out = handler({"inputs": SPEECHY, "parameters": {"diarize": False}})
+    check_contract(out, 4.0)
+
+
+def test_features_the_endpoint_lacks_are_client_errors(make_handler, tiny_models):
+    bare = make_handler(ASR_MODEL=str(tiny_models.whisper), WARMUP="false")
+    with pytest.raises(ClientError, match="ASSISTANT_MODEL"):
+        bare({"inputs": SPEECHY, "parameters": {"assisted": True}})
+    with pytest.raises(ClientError, match="DIARIZATION_MODEL"):
+        bare({"inputs": SPEECHY, "parameters": {"num_speakers": 2}})
+    # "auto" without an assistant is plain decoding, not an error
+    assert bare({"inputs": SPEECHY, "parameters": {"assisted": "auto"}})["metadata"]["assisted"] is False
+
+
+def test_full_whisper_assistant_also_works(make_handler, tiny_models):
+    h = make_handler(ASR_MODEL=str(tiny_models.whisper), ASSISTANT_MODEL=str(tiny_models.assistant_full), WARMUP="false")
+    plain = h({"inputs": SPEECHY, "parameters": {"language": "en", "batch_size": 1}})
+    assisted = h({"inputs": SPEECHY, "parameters": {"language": "en", "assisted": True}})
+    assert assisted["text"] == plain["text"] and assisted["metadata"]["assisted"] is True
