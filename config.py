@@ -41,6 +41,9 @@ class ModelSettings(BaseSettings):
     # 1.2x slower at 60 s on an A10G with large-v3 + distil-large-v3).
     auto_assist_max_s: float = Field(30.0, ge=0)
 
+    # CPU only: "int8" quantises Whisper's Linear layers dynamically (faster, less accurate).
+    quantize: Literal["none", "int8"] = "none"
+
     max_payload_bytes: int = Field(200 * 1024 * 1024, ge=1)
     max_audio_s: float = Field(4 * 3600.0, gt=0)
     max_batch_size: int = Field(64, ge=1)

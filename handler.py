@@ -40,7 +40,7 @@ class EndpointHandler:
         self.settings = ModelSettings.from_env()
         s = self.settings
         started = time.perf_counter()
-        self.asr = WhisperASR(s.asr_model, assistant_id=s.assistant_model, token=s.token)
+        self.asr = WhisperASR(s.asr_model, assistant_id=s.assistant_model, token=s.token, quantize=s.quantize)
         self.diarizer = (
             Diarizer(s.diarization_model, token=s.token, device=self.asr.device)
             if s.diarization_model else None

@@ -8,6 +8,7 @@ forward per batch, far less than collecting attentions at every generation step.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -152,3 +153,27 @@ def split_words(tokenizer, tokens: Sequence[int], language: str | None) -> list[
         else:
             words[-1] = (words[-1][0] + text, words[-1][1] + list(toks))
     return words
+
+
+def clamp_long_words(words: list, sentence_marks: str = ".!?。！？") -> list:
+    """Shorten words that swallowed a pause, as OpenAI's word timing does: DTW stretches the
+    first word of a window, or of a sentence, back over the silence before it, and a
+    sentence's last word forward over the silence after it. Such a word keeps the end
+    (or start) next to its neighbours and at most twice the median word length."""
+    if len(words) < 2:
+        return list(words)
+    durations = [w.end - w.start for w in words if w.end > w.start]
+    if not durations:
+        return list(words)
+    longest = max(0.5, 2.0 * float(np.median(durations)))
+    out = list(words)
+    for i, w in enumerate(out):
+        if w.end - w.start <= longest:
+            continue
+        starts_sentence = i == 0 or out[i - 1].text.strip()[-1:] in sentence_marks
+        ends_sentence = w.text.strip()[-1:] in sentence_marks
+        if starts_sentence:
+            out[i] = replace(w, start=w.end - longest)
+        elif ends_sentence:
+            out[i] = replace(w, end=w.start + longest)
+    return out

@@ -56,19 +56,30 @@ def diarization_annotations(output: Any) -> tuple[Any, Any]:
 
 
 def _exclusive(annotation: Any) -> Any:
+    """One speaker at a time, from an annotation with overlaps: a turn inside another (a
+    back-channel) keeps its whole length; at a hand-over the floor changes at the middle of
+    the overlap (giving all of it to either side moves boundary words to the wrong one)."""
     from pyannote.core import Annotation, Segment
 
-    turns = sorted(
-        ((seg.start, seg.end, label) for seg, _, label in annotation.itertracks(yield_label=True)),
-        key=lambda t: t[0],
-    )
+    turns = sorted(((seg.start, seg.end, label) for seg, _, label in annotation.itertracks(yield_label=True)),
+                   key=lambda t: (t[0], t[1]))
     result = Annotation(uri=getattr(annotation, "uri", None))
     bounds = sorted({t for start, end, _ in turns for t in (start, end)})
     for left, right in zip(bounds, bounds[1:]):
         active = [t for t in turns if t[0] <= left and t[1] >= right]
         if active:
-            result[Segment(left, right)] = max(active, key=lambda t: t[0])[2]
+            result[Segment(left, right)] = _floor_holder(active, (left + right) / 2)[2]
     return result.support()
+
+
+def _floor_holder(active: list, centre: float):
+    contained = [t for t in active if any(u is not t and u[0] <= t[0] and t[1] <= u[1] for u in active)]
+    if contained:
+        return min(contained, key=lambda t: t[1] - t[0])
+    for later, earlier in zip(reversed(active), list(reversed(active))[1:]):
+        if centre >= (later[0] + earlier[1]) / 2:
+            return later
+    return active[0]
 
 
 def diarization_input(samples: Any, sample_rate: int) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from diarization_utils import assign_speakers, group_utterances
+from diarization_utils import assign_speakers, group_utterances, relabel_in_order, speaker_label_map
 from speech_endpoint import formats
 from speech_endpoint.schema import ResponseJSON, Segment, Transcript, Turn, Utterance, Word
 from speech_endpoint.sentences import segments_from_words
@@ -26,8 +26,14 @@ def build_response(transcript: Transcript, *, exclusive_turns: Sequence[Turn] | 
     words: list[Word] = list(transcript.words)
     segments: list[Segment] = list(transcript.segments)
     utterances: list[Utterance] = []
+    rttm_turns: list[Turn] = list(full_turns or [])
     if exclusive_turns is not None and words:
-        words = assign_speakers(words, exclusive_turns)
+        # One naming for words and RTTM: SPEAKER_00, 01, ... in order of first appearance
+        # in the transcript, then in the full diarization (speakers who said no word).
+        raw = assign_speakers(words, exclusive_turns, relabel=False)
+        mapping = speaker_label_map(raw, rttm_turns or exclusive_turns)
+        words = relabel_in_order(raw, mapping)
+        rttm_turns = relabel_in_order(rttm_turns, mapping)
         utterances = group_utterances(words)
         # Sentence chunks must not straddle a speaker change either.
         segments = segments_from_words(words)
@@ -53,15 +59,7 @@ def build_response(transcript: Transcript, *, exclusive_turns: Sequence[Turn] | 
     if "vtt" in output_formats:
         response["vtt"] = formats.to_vtt(cues)
     if "rttm" in output_formats:
-        response["rttm"] = formats.to_rttm(_relabel(full_turns or [], words), file_id=file_id)
+        response["rttm"] = formats.to_rttm(rttm_turns if words else relabel_in_order(rttm_turns), file_id=file_id)
     if metadata is not None:
         response["metadata"] = metadata
     return response
-
-
-def _relabel(turns: Sequence[Turn], words: Sequence[Word]) -> list[Turn]:
-    """RTTM uses the same SPEAKER_xx names as the words (as assign_speakers renamed them)."""
-    from diarization_utils import speaker_label_map
-
-    mapping = speaker_label_map(turns, words)
-    return [Turn(t.start, t.end, mapping.get(t.speaker, t.speaker)) for t in turns]

@@ -18,6 +18,14 @@ import create_endpoint as ce
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "create_endpoint.py"
 FAKE_TOKEN = "hf_FAKEtoken1234567890"
 BASE = ["--name", "speech-test", "--repository", "me/speech-endpoint"]
+# Tests that bind against the installed create_inference_endpoint need the hub release the
+# script asks for; the platform container's 0.30 lacks `env=` (the script then refuses, as
+# test_old_huggingface_hub_without_env_gets_upgrade_advice checks).
+needs_script_hub = pytest.mark.skipif(
+    tuple(int(p) for p in huggingface_hub.__version__.split(".")[:2])
+    < tuple(int(p) for p in ce.MIN_HUB_VERSION.split(".")[:2]),
+    reason=f"huggingface_hub {huggingface_hub.__version__} < {ce.MIN_HUB_VERSION}, which the script needs",
+)
 
 
 def request_for(*extra: str, token: str | None = FAKE_TOKEN) -> dict:
@@ -93,6 +101,7 @@ def test_redact_masks_secrets_without_touching_the_request():
     assert ce.redact(request_for(token=None)).get("secrets") is None
 
 
+@needs_script_hub
 def test_request_binds_to_installed_signature():
     """Every keyword we send exists in this huggingface_hub (catches renamed arguments)."""
     req = request_for("--custom-image-url", "u", "--revision", "r", "--namespace", "n")
@@ -155,6 +164,7 @@ def recorded(monkeypatch):
     return calls
 
 
+@needs_script_hub
 def test_main_creates_waits_and_prints_url(recorded, capsys):
     rc = ce.main([*BASE, "--diarization-model", "pyannote/speaker-diarization-community-1",
                   "--custom-image-url", "ghcr.io/me/speech:1", "--wait"], environ={"HF_TOKEN": FAKE_TOKEN})
@@ -168,6 +178,7 @@ def test_main_creates_waits_and_prints_url(recorded, capsys):
     assert FAKE_TOKEN not in out.out + out.err
 
 
+@needs_script_hub
 def test_main_without_wait_says_url_comes_later(recorded, capsys):
     assert ce.main(BASE, environ={"HF_TOKEN": FAKE_TOKEN}) == 0
     assert "not assigned yet" in capsys.readouterr().out

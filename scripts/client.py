@@ -1,0 +1,362 @@
+#!/usr/bin/env python
+"""Send an audio file to the endpoint (a deployed Inference Endpoint or `scripts/serve.py`)
+and print the speaker-labelled transcript, or write SRT / WebVTT / JSON.
+
+    HF_TOKEN=hf_... python scripts/client.py meeting.wav --url https://xyz.endpoints.huggingface.cloud
+    python scripts/client.py meeting.wav --url http://127.0.0.1:8000 --format srt -o meeting.srt
+
+Transports (--transport):
+  json              POST application/json {"inputs": base64 audio, "parameters": {...}}
+  binary            POST the file's bytes with an audio/* content type; parameters go in the
+                    query string (?language=en&num_speakers=2)
+  inference-client  huggingface_hub.InferenceClient(model=URL).automatic_speech_recognition(
+                    audio, extra_body=parameters): JSON like `json` when there are parameters,
+                    the raw bytes otherwise
+
+The token is read from the HF_TOKEN environment variable only (never a flag) and sent as
+`Authorization: Bearer`; it is never printed. (With `inference-client` and no HF_TOKEN,
+huggingface_hub may send the token saved by `hf auth login`.)
+
+A scaled-to-zero endpoint answers 503 with `X-Scale-Up-Timeout` while it starts, and the
+local server answers 503 with `Retry-After` while its models load or its queue is full:
+those (and 429, and refused connections) are retried until --max-wait seconds have passed.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import inspect
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+CONTENT_TYPES = {
+    ".wav": "audio/wav", ".wave": "audio/wav", ".flac": "audio/flac", ".mp3": "audio/mpeg",
+    ".ogg": "audio/ogg", ".oga": "audio/ogg", ".opus": "audio/ogg", ".webm": "audio/webm",
+    ".m4a": "audio/m4a", ".mp4": "audio/m4a", ".aac": "audio/m4a", ".amr": "audio/amr",
+}
+GENERIC_AUDIO = "audio/x-audio"
+
+
+class EndpointError(RuntimeError):
+    """The endpoint answered with an error (message is safe to print)."""
+
+
+# ---- request building -------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Transcribe an audio file with the speech endpoint. "
+                                "The token comes from the HF_TOKEN environment variable.")
+    p.add_argument("audio", type=Path, help="audio file (wav, flac, mp3, ogg, webm, m4a, ...)")
+    p.add_argument("--url", default=os.environ.get("ENDPOINT_URL") or DEFAULT_URL,
+                   help=f"endpoint URL (env ENDPOINT_URL; default {DEFAULT_URL})")
+    p.add_argument("--transport", choices=["json", "binary", "inference-client"], default="json")
+    p.add_argument("--format", choices=["text", "json", "srt", "vtt"], default="text",
+                   help="text: one '[start - end] SPEAKER: text' line per utterance")
+    p.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+    params = p.add_argument_group("request parameters")
+    params.add_argument("--language", help="e.g. en or english (default: detected)")
+    params.add_argument("--task", choices=["transcribe", "translate"])
+    params.add_argument("--num-speakers", type=int)
+    params.add_argument("--min-speakers", type=int)
+    params.add_argument("--max-speakers", type=int)
+    params.add_argument("--no-diarization", action="store_true", help="send diarize: false")
+    params.add_argument("--assisted", action="store_true", help="use the assistant model (speculative decoding)")
+    params.add_argument("--batch-size", type=int)
+    params.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="any other parameter; VALUE is parsed as JSON when it can be")
+    net = p.add_argument_group("network")
+    net.add_argument("--timeout", type=float, default=600.0, help="seconds for one request")
+    net.add_argument("--max-wait", type=float, default=600.0,
+                     help="total seconds to keep retrying while the endpoint starts (503) or is busy")
+    return p
+
+
+def parameters_from(args: argparse.Namespace) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for key in ("language", "task", "num_speakers", "min_speakers", "max_speakers", "batch_size"):
+        value = getattr(args, key)
+        if value is not None:
+            params[key] = value
+    if args.no_diarization:
+        params["diarize"] = False
+    if args.assisted:
+        params["assisted"] = True
+    for item in args.param:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"error: --param expects KEY=VALUE, got {item!r}")
+        try:
+            params[key] = json.loads(raw)
+        except ValueError:
+            params[key] = raw
+    if args.format in ("srt", "vtt"):
+        formats = list(params.get("output_formats") or [])
+        params["output_formats"] = sorted(set(formats) | {args.format})
+    return params
+
+
+def query_string_parameters(params: dict[str, Any]) -> dict[str, str]:
+    """Parameters as query-string values: lists comma-joined, booleans lower-case."""
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, bool):
+            out[key] = "true" if value else "false"
+        elif isinstance(value, (list, tuple)):
+            out[key] = ",".join(str(v) for v in value)
+        else:
+            out[key] = str(value)
+    return out
+
+
+def content_type_for(path: Path) -> str:
+    return CONTENT_TYPES.get(path.suffix.lower(), GENERIC_AUDIO)
+
+
+def auth_headers() -> dict[str, str]:
+    token = os.environ.get("HF_TOKEN")
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+# ---- sending, with cold-start retries ---------------------------------------------------
+
+
+class Reply:
+    """Status, headers and body of an HTTP answer, whichever library made the request."""
+
+    def __init__(self, status: int, headers: Any, body: Any):
+        self.status, self.headers, self.body = status, headers, body
+
+    def header(self, name: str) -> str | None:
+        try:
+            return self.headers.get(name)
+        except AttributeError:
+            return None
+
+
+def retry_delay(reply: Reply | None, attempt: int) -> float | None:
+    """Seconds to wait before retrying, or None when this answer is final."""
+    backoff = min(2.0 ** attempt, 15.0)
+    if reply is None:  # connection refused / reset: a server that is (re)starting
+        return backoff
+    if reply.status == 429 or (reply.status == 503 and (
+            reply.header("Retry-After") or reply.header("X-Scale-Up-Timeout"))):
+        try:
+            return min(max(float(reply.header("Retry-After") or backoff), 1.0), 30.0)
+        except ValueError:
+            return backoff
+    return None
+
+
+def send_with_retries(send: Callable[[], Reply], max_wait: float, *,
+                      sleep: Callable[[float], None] = time.sleep,
+                      clock: Callable[[], float] = time.monotonic) -> Reply:
+    """Call `send` until it gives a final answer or `max_wait` seconds have passed.
+    `send` returns a Reply, or raises ConnectionError for a refused/reset connection."""
+    started = clock()
+    attempt = 0
+    while True:
+        try:
+            reply, problem = send(), None
+        except ConnectionError as exc:
+            reply, problem = None, exc
+        delay = retry_delay(reply, attempt)
+        if delay is None:
+            assert reply is not None
+            return reply
+        waited = clock() - started
+        if waited + delay > max_wait:
+            if reply is not None:
+                return reply  # the last 503 is reported as the error
+            raise EndpointError(f"could not connect to the endpoint within {max_wait:g} s: {problem}")
+        what = (f"HTTP {reply.status}" + (" (endpoint scaling up)" if reply.header("X-Scale-Up-Timeout") else "")
+                if reply is not None else "connection failed")
+        print(f"{what}; retrying in {delay:.0f} s (waited {waited:.0f} of {max_wait:g} s)", file=sys.stderr)
+        sleep(delay)
+        attempt += 1
+
+
+def _requests_sender(url: str, *, timeout: float, **kwargs) -> Callable[[], Reply]:
+    import requests
+
+    def send() -> Reply:
+        try:
+            response = requests.post(url, timeout=timeout, **kwargs)
+        except requests.ConnectionError as exc:
+            if _cut_off(exc):
+                raise EndpointError("the endpoint closed the connection while the file was being sent "
+                                    "(is it larger than the endpoint's body limit?)") from None
+            raise ConnectionError(_short(exc)) from None
+        except requests.Timeout:
+            raise EndpointError(f"no answer within --timeout {timeout:g} s") from None
+        return Reply(response.status_code, response.headers, response.content)
+
+    return send
+
+
+def _inference_client_sender(url: str, audio: bytes, params: dict[str, Any], *,
+                             timeout: float) -> Callable[[], Reply]:
+    from huggingface_hub import InferenceClient
+
+    client = InferenceClient(model=url, token=os.environ.get("HF_TOKEN") or None, timeout=timeout)
+    kwargs: dict[str, Any] = {}
+    if params:
+        if "extra_body" not in inspect.signature(client.automatic_speech_recognition).parameters:
+            raise EndpointError("this huggingface_hub's automatic_speech_recognition() takes no parameters "
+                                "(no extra_body); upgrade it or use --transport json")
+        kwargs["extra_body"] = params
+
+    def send() -> Reply:
+        try:
+            output = client.automatic_speech_recognition(audio, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - sorted below by what it carries
+            response = getattr(exc, "response", None)
+            status = getattr(response, "status_code", None)
+            if status is not None:
+                return Reply(status, response.headers, _body_of(response))
+            name = type(exc).__name__
+            if name == "OfflineModeIsEnabled":
+                raise EndpointError("huggingface_hub's offline mode (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE) "
+                                    "blocks every InferenceClient request; unset it or use --transport json") from None
+            if "Connect" in name or "RemoteProtocol" in name:
+                raise ConnectionError(_short(exc)) from None
+            if "Timeout" in name:
+                raise EndpointError(f"no answer within --timeout {timeout:g} s") from None
+            raise
+        return Reply(200, {}, dict(output) if isinstance(output, dict) else vars(output))
+
+    return send
+
+
+def _body_of(response: Any) -> bytes:
+    try:
+        return response.content
+    except Exception:  # noqa: BLE001 - a streamed httpx response that was not read
+        try:
+            return response.read()
+        except Exception:  # noqa: BLE001
+            return b""
+
+
+def _cut_off(exc: BaseException) -> bool:
+    """A connection reset or broken mid-request (not worth retrying: typically a server
+    that answered 413 and closed while a large body was still being sent), as opposed to
+    a refused connection (a server that is not listening yet)."""
+    text = repr(exc)
+    return any(marker in text for marker in ("BrokenPipe", "ConnectionReset", "Connection aborted"))
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+
+
+def transcribe(path: Path, url: str, transport: str, params: dict[str, Any], *,
+               timeout: float = 600.0, max_wait: float = 600.0) -> dict[str, Any]:
+    """Send the file and return the endpoint's JSON answer; raises EndpointError."""
+    audio = path.read_bytes()
+    headers = auth_headers()
+    if transport == "json":
+        body = {"inputs": base64.b64encode(audio).decode("ascii"), "parameters": params}
+        send = _requests_sender(url, timeout=timeout, json=body, headers=headers)
+    elif transport == "binary":
+        send = _requests_sender(url, timeout=timeout, data=audio, params=query_string_parameters(params),
+                                headers={**headers, "Content-Type": content_type_for(path)})
+    elif transport == "inference-client":
+        send = _inference_client_sender(url, audio, params, timeout=timeout)
+    else:
+        raise ValueError(f"unknown transport {transport!r}")
+    reply = send_with_retries(send, max_wait)
+    if isinstance(reply.body, dict):
+        return reply.body
+    if reply.status != 200:
+        raise EndpointError(f"HTTP {reply.status}: {_error_message(reply)}")
+    try:
+        return json.loads(reply.body)
+    except ValueError:
+        raise EndpointError("the endpoint's answer is not JSON") from None
+
+
+def _error_message(reply: Reply) -> str:
+    text = reply.body.decode("utf-8", "replace") if isinstance(reply.body, bytes) else str(reply.body)
+    try:
+        data = json.loads(text)
+        message = data.get("error") or text
+        if isinstance(data, dict) and data.get("request_id"):
+            message = f"{message} (request id {data['request_id']})"
+    except (ValueError, AttributeError):
+        message = text.strip()
+    request_id = reply.header("X-Request-Id")
+    if request_id and request_id not in message:
+        message = f"{message} [X-Request-Id {request_id}]"
+    return message[:1000] or "(no message)"
+
+
+# ---- output -----------------------------------------------------------------------------
+
+
+def clock(seconds: float) -> str:
+    """00:01.2, or 1:02:03.4 past an hour (tenths of a second)."""
+    tenths = max(0, round(float(seconds) * 10))
+    minutes, rest = divmod(tenths, 600)
+    hours, minutes = divmod(minutes, 60)
+    text = f"{minutes:02d}:{rest // 10:02d}.{rest % 10}"
+    return f"{hours}:{text}" if hours else text
+
+
+def transcript_lines(result: dict[str, Any]) -> list[str]:
+    """One line per speaker utterance (`speakers`), else per chunk, else the whole text."""
+    lines = []
+    for item in result.get("speakers") or []:
+        start, end = item["timestamp"]
+        lines.append(f"[{clock(start)} - {clock(end)}] {item['speaker']}: {item['text'].strip()}")
+    if lines:
+        return lines
+    for chunk in result.get("chunks") or []:
+        start, end = chunk["timestamp"]
+        lines.append(f"[{clock(start)} - {clock(end)}] {chunk['text'].strip()}")
+    if not lines and (result.get("text") or "").strip():
+        lines.append(result["text"].strip())
+    return lines
+
+
+def render(result: dict[str, Any], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(result, ensure_ascii=False, indent=2) + "\n"
+    if fmt in ("srt", "vtt"):
+        if fmt not in result:
+            raise EndpointError(f"the endpoint's answer has no '{fmt}' field (does it support output_formats?)")
+        return result[fmt]
+    lines = transcript_lines(result)
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.audio.is_file():
+        print(f"error: no such file: {args.audio}", file=sys.stderr)
+        return 2
+    params = parameters_from(args)
+    try:
+        result = transcribe(args.audio, args.url, args.transport, params,
+                            timeout=args.timeout, max_wait=args.max_wait)
+        text = render(result, args.format)
+    except EndpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.format == "text" and not text:
+        print("(no speech recognised)", file=sys.stderr)
+    if args.output:
+        args.output.write_text(text, encoding="utf-8")
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Word error rate on real speech with a real Whisper checkpoint (no diarization).
+
+Needs WHISPER_MODEL_DIR (skips without it); the dialogue tests also need DIALOGUE_DIR. The
+pyannote sample (30 s of telephone speech, shipped inside the pyannote.audio wheel with an
+.stm transcript) needs only the model. Each request runs Whisper once (~10-50 s per minute
+of audio on one CPU thread), so every response is computed once per module.
+"""
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import pytest
+
+import scoring
+
+REPO = Path(__file__).resolve().parent.parent
+MODEL_ENV = ("ASR_MODEL", "ASSISTANT_MODEL", "DIARIZATION_MODEL", "HF_TOKEN")
+
+
+@pytest.fixture(scope="module")
+def handler(real_whisper_dir):
+    from handler import EndpointHandler
+
+    with pytest.MonkeyPatch.context() as mp:
+        for name in MODEL_ENV:
+            mp.delenv(name, raising=False)
+        mp.setenv("ASR_MODEL", str(real_whisper_dir))
+        return EndpointHandler(str(REPO))
+
+
+@pytest.fixture(scope="module")
+def pyannote_sample() -> Path:
+    import pyannote.audio
+
+    folder = Path(pyannote.audio.__file__).parent / "sample"
+    if not (folder / "sample.wav").is_file() or not (folder / "sample.stm").is_file():
+        pytest.skip("this pyannote.audio has no sample.wav/sample.stm")
+    return folder
+
+
+def _check_contract(out: dict) -> None:
+    assert out["speakers"] == []  # no diarization model
+    words = out["words"]
+    assert words and all(w["start"] <= w["end"] for w in words)
+    assert all(a["start"] <= b["start"] for a, b in zip(words, words[1:]))
+
+
+@pytest.fixture(scope="module")
+def dialogue_raw(handler, dialogue_dir):
+    return handler({"inputs": (dialogue_dir / "dialogue.wav").read_bytes()})
+
+
+@pytest.fixture(scope="module")
+def dialogue_base64(handler, dialogue_dir):
+    encoded = base64.b64encode((dialogue_dir / "dialogue.wav").read_bytes()).decode("ascii")
+    return handler({"inputs": encoded, "parameters": {}})
+
+
+def test_dialogue_wer_raw_bytes(dialogue_raw, dialogue_dir):
+    wer = scoring.wer((dialogue_dir / "dialogue.txt").read_text(), dialogue_raw["text"])
+    assert wer <= 0.10, dialogue_raw["text"]
+    _check_contract(dialogue_raw)
+    assert dialogue_raw["metadata"]["language"] == "en"
+
+
+def test_dialogue_wer_base64(dialogue_base64, dialogue_raw, dialogue_dir):
+    wer = scoring.wer((dialogue_dir / "dialogue.txt").read_text(), dialogue_base64["text"])
+    assert wer <= 0.10, dialogue_base64["text"]
+    _check_contract(dialogue_base64)
+    assert dialogue_base64["text"] == dialogue_raw["text"]  # same audio, same decode
+
+
+def test_pyannote_sample_wer_default_mode(handler, pyannote_sample):
+    out = handler({"inputs": (pyannote_sample / "sample.wav").read_bytes()})
+    reference = " ".join(row[3] for row in sorted(scoring.read_stm(pyannote_sample / "sample.stm"),
+                                                  key=lambda r: r[1]))
+    wer = scoring.wer(reference, out["text"])
+    assert wer <= 0.25, out["text"]
+    _check_contract(out)

@@ -1,0 +1,786 @@
+"""The local server (speech_endpoint/server.py, scripts/serve.py, Dockerfile).
+
+Three kinds of servers:
+- `server`: the Dockerfile's command line (host/port replaced) in a subprocess with the
+  tiny models, called over HTTP for the contract (bodies, parameters, errors, limits,
+  concurrency, metrics) and grepped for the token at the end;
+- `fault_server`: the same command with `--handler-dir` pointing at a fake handler that
+  logs, prints and raises with the token in hand (internal fault path, redaction);
+- in-process uvicorn servers around `create_app` with fake handlers, for behaviour that
+  needs control over timing (loading, queue, timeouts, disconnects).
+
+Helpers here are imported by test_client.py and test_transcribe_cli.py.
+"""
+from __future__ import annotations
+
+import base64
+import contextlib
+import io
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import requests
+import soundfile as sf
+
+REPO = Path(__file__).resolve().parent.parent
+DOCKERFILE = REPO / "Dockerfile"
+FAKE_TOKEN = "hf_FAKEtoken1234567890"
+AUTH = {"Authorization": f"Bearer {FAKE_TOKEN}"}
+BODY_LIMIT = 1_000_000
+QUEUE_LIMIT = 3
+SERVER_ENV_NAMES = ("ASR_MODEL", "ASSISTANT_MODEL", "DIARIZATION_MODEL", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN",
+                    "API_TOKEN", "HOST", "PORT", "HANDLER_DIR", "MAX_QUEUE", "REQUEST_TIMEOUT", "MAX_BODY_BYTES",
+                    "ALLOW_UNAUTHENTICATED", "MAX_PAYLOAD_BYTES", "WARMUP", "DEFAULT_ASSISTED")
+
+
+# ---- helpers (shared with the other test modules) -------------------------------------
+
+
+def speech_wav(seconds: float = 4.0, seed: int = 0, rate: int = 16000) -> bytes:
+    """A WAV with 0.4 s tone+noise bursts every 0.7 s, loud enough for the energy gate."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    envelope = (t % 0.7) < 0.4
+    samples = envelope * (0.3 * np.sin(2 * np.pi * 220 * t) + 0.05 * rng.standard_normal(len(t)))
+    samples += 0.002 * rng.standard_normal(len(t))
+    buf = io.BytesIO()
+    sf.write(buf, samples.astype(np.float32), rate, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def make_fast_whisper(source: Path, target: Path, max_new_tokens: int = 12) -> Path:
+    """A copy of the tiny Whisper that decodes quickly and emits text: at most
+    `max_new_tokens` tokens, and timestamp tokens suppressed (random weights otherwise
+    emit only timestamps, i.e. an empty transcript)."""
+    if target.exists():
+        shutil.rmtree(target)
+    shutil.copytree(source, target)
+    path = target / "generation_config.json"
+    generation = json.loads(path.read_text())
+    vocab_size = json.loads((target / "config.json").read_text())["vocab_size"]
+    first_timestamp = generation["no_timestamps_token_id"] + 1
+    generation["suppress_tokens"] = sorted(set(generation.get("suppress_tokens") or [])
+                                           | set(range(first_timestamp, vocab_size)))
+    generation["max_new_tokens"] = max_new_tokens
+    path.write_text(json.dumps(generation, indent=2))
+    return target
+
+
+def dockerfile_command() -> list[str]:
+    """ENTRYPOINT + CMD of the Dockerfile (exec form), as the container runs them."""
+    entrypoint: list[str] = []
+    cmd: list[str] = []
+    for line in DOCKERFILE.read_text().splitlines():
+        match = re.match(r"^\s*(ENTRYPOINT|CMD)\s+(\[.*\])\s*$", line)
+        if match:
+            value = json.loads(match.group(2))
+            if match.group(1) == "ENTRYPOINT":
+                entrypoint = value
+            else:
+                cmd = value
+    return entrypoint + cmd
+
+
+def server_argv(port: int, *extra: str) -> list[str]:
+    """The Dockerfile's command with this interpreter, loopback and `port`."""
+    argv = dockerfile_command()
+    assert argv[0] == "python", argv
+    argv = [sys.executable, *argv[1:]]
+    argv[argv.index("--host") + 1] = "127.0.0.1"
+    argv[argv.index("--port") + 1] = str(port)
+    return [*argv, *extra]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def clean_env(**values: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in SERVER_ENV_NAMES}
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+               PYANNOTE_METRICS_ENABLED="0", PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
+    env.update({k: v for k, v in values.items() if v is not None})
+    return env
+
+
+class ServerProcess:
+    """A server subprocess whose stdout+stderr go to a file (read by the token tests)."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log_path: Path):
+        self.argv = argv
+        self.port = int(argv[argv.index("--port") + 1])
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        self.health_statuses: list[int] = []
+        self.first_loading_body: str | None = None
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_healthy(self, timeout: float = 300.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.output()[-3000:]}")
+            try:
+                response = requests.get(self.url + "/health", timeout=5)
+            except requests.ConnectionError:
+                time.sleep(0.1)
+                continue
+            self.health_statuses.append(response.status_code)
+            if response.status_code == 503 and self.first_loading_body is None:
+                self.first_loading_body = response.text
+            if response.status_code == 200:
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"server not healthy after {timeout} s:\n{self.output()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self._log.close()
+
+
+def metrics(url: str) -> dict[str, float]:
+    """Prometheus text -> {'name{labels}': value}."""
+    text = requests.get(url + "/metrics", timeout=10).text
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def wait_for(predicate, timeout: float = 20.0, interval: float = 0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError("condition not reached in time")
+
+
+@pytest.fixture(scope="module")
+def fast_models(tiny_models, tmp_path_factory):
+    """(whisper folder that decodes fast and emits text, diarization folder)."""
+    whisper = make_fast_whisper(Path(tiny_models.whisper), tmp_path_factory.mktemp("fast") / "whisper")
+    return whisper, Path(tiny_models.diarization)
+
+
+def start_model_server(fast_models, log_path: Path, **env: str) -> ServerProcess:
+    whisper, diarization = fast_models
+    values = dict(ASR_MODEL=str(whisper), DIARIZATION_MODEL=str(diarization), WARMUP="false",
+                  HF_TOKEN=FAKE_TOKEN, API_TOKEN=FAKE_TOKEN)
+    values.update(env)
+    return ServerProcess(server_argv(free_port()), clean_env(**values), log_path)
+
+
+# ---- the real server (Dockerfile command, tiny models) --------------------------------
+
+
+@pytest.fixture(scope="module")
+def server(fast_models, tmp_path_factory):
+    proc = start_model_server(fast_models, tmp_path_factory.mktemp("server") / "server.log",
+                              MAX_QUEUE=str(QUEUE_LIMIT), MAX_BODY_BYTES=str(BODY_LIMIT), REQUEST_TIMEOUT="120")
+    try:
+        proc.wait_healthy()
+        yield proc
+    finally:
+        proc.stop()
+
+
+def post(url: str, path: str = "/", **kwargs) -> requests.Response:
+    headers = {**AUTH, **kwargs.pop("headers", {})}
+    return requests.post(url + path, headers=headers, timeout=120, **kwargs)
+
+
+def check_transcript_shape(result: dict) -> None:
+    assert isinstance(result["text"], str)
+    assert isinstance(result["chunks"], list) and isinstance(result["speakers"], list)
+    for item in result["chunks"] + result["speakers"]:
+        start, end = item["timestamp"]
+        assert isinstance(item["text"], str) and 0.0 <= start <= end
+    for utterance in result["speakers"]:
+        assert re.fullmatch(r"SPEAKER_\d\d", utterance["speaker"])
+    assert result["metadata"]["duration"] == pytest.approx(4.0, abs=0.01)
+
+
+def test_dockerfile_runs_the_tested_command(server):
+    text = DOCKERFILE.read_text()
+    assert re.search(r"^FROM python:3\.11-slim\s*$", text, re.M)
+    assert re.search(r"^RUN pip install (.* )?-r requirements-current\.txt", text, re.M)
+    assert re.search(r"^COPY \. \.\s*$", text, re.M)
+    assert re.search(r"^EXPOSE 80\s*$", text, re.M)
+    command = dockerfile_command()
+    assert command[:2] == ["python", "scripts/serve.py"]
+    assert command[command.index("--host") + 1] == "0.0.0.0"
+    assert command[command.index("--port") + 1] == "80"
+    assert (REPO / command[1]).is_file()
+    # The server under test runs exactly that command line, only host/port/interpreter differ.
+    expected = [sys.executable, *command[1:]]
+    expected[expected.index("--host") + 1] = "127.0.0.1"
+    expected[expected.index("--port") + 1] = str(server.port)
+    assert server.argv == expected
+
+
+def test_health_is_503_while_loading_then_200(server):
+    statuses = server.health_statuses
+    # Loading imports torch/transformers/pyannote on the worker thread: seconds during
+    # which the server already answers, with 503.
+    assert statuses[0] == 503 and statuses[-1] == 200
+    assert statuses == sorted(statuses, reverse=True)  # never back to 503 once loaded
+    assert "Loading" in server.first_loading_body
+    for path in ("/", "/health"):
+        response = requests.get(server.url + path, timeout=10)
+        assert (response.status_code, response.text) == (200, "Ok")
+        assert re.fullmatch(r"[0-9a-f]{32}", response.headers["X-Request-Id"])
+
+
+def test_json_body(server):
+    body = {"inputs": base64.b64encode(speech_wav()).decode(), "parameters": {"output_formats": ["srt", "vtt"]}}
+    response = post(server.url, "/", json=body)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.headers["X-Request-Id"]
+    result = response.json()
+    check_transcript_shape(result)
+    assert result["text"].strip(), "the fast tiny model emits text"
+    assert result["speakers"], "the tiny diarization model labels the bursts"
+    assert result["srt"].startswith("1\n") and result["vtt"].startswith("WEBVTT")
+
+
+def test_binary_body_with_query_parameters(server):
+    response = post(server.url, "/predict?language=en&batch_size=4&diarize=false", data=speech_wav(),
+                    headers={"Content-Type": "audio/wav"})
+    assert response.status_code == 200, response.text
+    result = response.json()
+    check_transcript_shape(result)
+    meta = result["metadata"]
+    assert (meta["language"], meta["batch_size"], meta["diarization"]) == ("en", 4, False)
+    assert result["speakers"] == []
+
+
+@pytest.mark.parametrize("content_type", ["audio/x-wav", "audio/webm;codecs=opus", "application/octet-stream"])
+def test_other_audio_content_types(server, content_type):
+    response = post(server.url, "/predict?diarize=false", data=speech_wav(seed=1),
+                    headers={"Content-Type": content_type})
+    assert response.status_code == 200, response.text
+
+
+def test_query_parameters_apply_only_when_the_body_has_none(server):
+    audio = base64.b64encode(speech_wav()).decode()
+    response = post(server.url, "/predict?language=fr&diarize=false", json={"inputs": audio})
+    assert response.status_code == 200, response.text
+    assert response.json()["metadata"]["language"] == "fr"
+    response = post(server.url, "/predict?language=fr",
+                    json={"inputs": audio, "parameters": {"language": "de", "diarize": False}})
+    assert response.json()["metadata"]["language"] == "de"
+
+
+BAD_REQUESTS = {
+    "bad base64": dict(json={"inputs": "not base64 at all!"}),
+    "missing inputs": dict(json={"parameters": {"language": "en"}}),
+    "not json": dict(data=b"{not json", headers={"Content-Type": "application/json"}),
+    "unsupported content type": dict(data=b"hello", headers={"Content-Type": "text/plain"}),
+    "bad parameter": dict(json={"inputs": base64.b64encode(speech_wav()).decode(), "parameters": {"task": "dance"}}),
+    "bad query parameter": dict(data=speech_wav(), headers={"Content-Type": "audio/wav"}, params={"batch_size": "x"}),
+    "empty body": dict(data=b"", headers={"Content-Type": "audio/wav"}),
+    "not audio": dict(data=b"RIFF....garbage", headers={"Content-Type": "audio/wav"}),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_REQUESTS))
+def test_client_mistakes_are_400_with_a_message(server, name):
+    response = post(server.url, "/predict", **BAD_REQUESTS[name])
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert isinstance(error, str) and error and "Traceback" not in error
+    if name in ("bad parameter", "bad query parameter"):
+        assert "parameter '" in error
+
+
+def test_bearer_token_required_on_post(server):
+    for headers in ({}, {"Authorization": "Bearer wrong-token-123"}, {"Authorization": FAKE_TOKEN}):
+        response = requests.post(server.url + "/", data=speech_wav(), timeout=30,
+                                 headers={"Content-Type": "audio/wav", **headers})
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert requests.get(server.url + "/health", timeout=10).status_code == 200  # health stays open
+
+
+def raw_http(port: int, head: str, body_parts=(), read_timeout: float = 30.0) -> tuple[int, dict, bytes]:
+    """Send a hand-made HTTP/1.1 request; return (status, headers, body)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=read_timeout) as sock:
+        sock.sendall(head.replace("\n", "\r\n").encode() + b"\r\n")
+        for part in body_parts:
+            sock.sendall(part)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        header_blob, _, rest = data.partition(b"\r\n\r\n")
+        lines = header_blob.decode("latin-1").split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        length = int(headers.get("content-length", 0))
+        while len(rest) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            rest += chunk
+        return int(lines[0].split()[1]), headers, rest
+
+
+def test_413_from_content_length_before_reading_the_body(server):
+    head = (f"POST /predict HTTP/1.1\nHost: x\nAuthorization: Bearer {FAKE_TOKEN}\n"
+            f"Content-Type: audio/wav\nContent-Length: {50 * BODY_LIMIT}\n")
+    status, headers, body = raw_http(server.port, head)  # no body sent at all
+    assert status == 413
+    assert "larger than the limit" in json.loads(body)["error"]
+    assert headers["x-request-id"]
+
+
+def test_413_while_reading_a_chunked_body(server):
+    head = (f"POST /predict HTTP/1.1\nHost: x\nAuthorization: Bearer {FAKE_TOKEN}\n"
+            "Content-Type: audio/wav\nTransfer-Encoding: chunked\n")
+    chunk = b"\0" * 65536
+    count = BODY_LIMIT // len(chunk) + 1  # the limit is passed only by the last chunk
+    parts = [b"%x\r\n" % len(chunk) + chunk + b"\r\n"] * (count - 1)
+    # The last chunk and the terminator go together, so the server has every byte when it
+    # answers (closing with unread bytes would reset the connection before we read the 413).
+    parts.append(parts[0] + b"0\r\n\r\n")
+    status, _, body = raw_http(server.port, head, parts)
+    assert status == 413
+    assert "larger than the limit" in json.loads(body)["error"]
+
+
+def test_concurrent_clients_are_all_answered(server):
+    before = metrics(server.url)
+    barrier = threading.Barrier(8)
+    results: list[requests.Response] = []
+    lock = threading.Lock()
+
+    def call(seed):
+        audio = speech_wav(seed=seed)
+        barrier.wait()
+        response = post(server.url, "/predict?diarize=false", data=audio, headers={"Content-Type": "audio/wav"})
+        with lock:
+            results.append(response)
+
+    threads = [threading.Thread(target=call, args=(seed,)) for seed in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert len(results) == 8
+    ok = [r for r in results if r.status_code == 200]
+    busy = [r for r in results if r.status_code == 503]
+    assert len(ok) + len(busy) == 8, [r.status_code for r in results]
+    assert len(ok) >= 1 + QUEUE_LIMIT  # one running + a full queue are always served
+    for response in busy:
+        assert "busy" in response.json()["error"] and int(response.headers["Retry-After"]) > 0
+    for response in ok:
+        check_transcript_shape(response.json())
+    after = metrics(server.url)
+    assert after['speech_requests_total{status="200"}'] - before.get('speech_requests_total{status="200"}', 0) == len(ok)
+    assert after.get('speech_requests_total{status="503"}', 0) - before.get('speech_requests_total{status="503"}', 0) \
+        == len(busy)
+    assert after["speech_queue_size"] == 0 and after["speech_requests_in_flight"] == 0
+    assert after["speech_queue_capacity"] == QUEUE_LIMIT and after["speech_model_ready"] == 1
+
+
+def test_metrics_move(server):
+    before = metrics(server.url)
+    post(server.url, "/predict", data=b"x", headers={"Content-Type": "text/plain"})
+    response = post(server.url, "/predict?diarize=false", data=speech_wav(), headers={"Content-Type": "audio/wav"})
+    assert response.status_code == 200
+    after = metrics(server.url)
+    assert after['speech_requests_total{status="400"}'] == before.get('speech_requests_total{status="400"}', 0) + 1
+    assert after['speech_requests_total{status="200"}'] == before['speech_requests_total{status="200"}'] + 1
+    assert after["speech_request_duration_seconds_count"] == before["speech_request_duration_seconds_count"] + 1
+    text = requests.get(server.url + "/metrics", timeout=10)
+    assert text.headers["content-type"].startswith("text/plain")
+    assert "# TYPE speech_requests_total counter" in text.text
+
+
+def test_token_never_in_server_output(server):
+    """Last in the module: stops the server, then greps everything it printed."""
+    # A client mistake whose message would echo the value (unknown language '...').
+    response = post(server.url, "/predict", data=speech_wav(), headers={"Content-Type": "audio/wav"},
+                    params={"language": FAKE_TOKEN})
+    assert response.status_code == 400 and FAKE_TOKEN not in response.text
+    assert "[REDACTED]" in response.json()["error"]
+    server.stop()
+    output = server.output()
+    assert "POST /predict" in output and "Uvicorn running" in output  # the log was captured
+    assert FAKE_TOKEN not in output
+    assert "[REDACTED]" in output  # the access log line with the token in the query string
+
+
+# ---- a fake handler in a subprocess: internal faults and redaction ----------------------
+
+FAKE_HANDLER = '''
+import logging, os, sys, time
+from speech_endpoint.errors import ClientError
+
+log = logging.getLogger("fake_handler")
+
+
+class EndpointHandler:
+    def __init__(self, path):
+        self.token = os.environ["HF_TOKEN"]
+        log.warning("careless library log line with token %s", self.token)
+        print("careless print with token", self.token)
+        print("careless stderr write " + self.token, file=sys.stderr)
+        self.calls = 0
+
+    def __call__(self, data):
+        self.calls += 1
+        mode = (data.get("parameters") or {}).get("mode")
+        if mode == "client":
+            raise ClientError("bad value for a parameter near " + self.token)
+        if mode == "crash":
+            raise RuntimeError("internal failure while holding " + self.token)
+        if mode == "nan":
+            return {"value": float("nan")}
+        log.info("handled a request (%s)", self.token)
+        return {"text": "ok", "chunks": [], "speakers": [], "calls": self.calls}
+'''
+
+
+@pytest.fixture(scope="module")
+def fault_server(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("fake-handler")
+    (folder / "handler.py").write_text(textwrap.dedent(FAKE_HANDLER))
+    env = clean_env(HF_TOKEN=FAKE_TOKEN, API_TOKEN=FAKE_TOKEN)
+    proc = ServerProcess(server_argv(free_port(), "--handler-dir", str(folder)), env, folder / "server.log")
+    try:
+        proc.wait_healthy(timeout=60)
+        yield proc
+    finally:
+        proc.stop()
+
+
+def test_internal_fault_is_500_with_request_id_and_nothing_leaks(fault_server):
+    url = fault_server.url
+    crash = post(url, "/", json={"inputs": "AAAA", "parameters": {"mode": "crash"}})
+    assert crash.status_code == 500
+    body = crash.json()
+    assert body == {"error": "internal error", "request_id": crash.headers["X-Request-Id"]}
+    nan = post(url, "/", json={"inputs": "AAAA", "parameters": {"mode": "nan"}})
+    assert nan.status_code == 500 and nan.json()["error"] == "internal error"
+    client = post(url, "/", json={"inputs": "AAAA", "parameters": {"mode": "client"}})
+    assert client.status_code == 400
+    assert FAKE_TOKEN not in client.text and "[REDACTED]" in client.json()["error"]
+    ok = post(url, "/predict", json={"inputs": "AAAA"}, params={"note": FAKE_TOKEN})
+    assert ok.status_code == 200 and ok.json()["text"] == "ok"
+    assert post(url, "/", json={"inputs": "AAAA"}, headers={"Authorization": f"Bearer {FAKE_TOKEN}x"}).status_code == 401
+
+    fault_server.stop()
+    output = fault_server.output()
+    assert FAKE_TOKEN not in output
+    # what was logged: the fault with its request id and traceback, the careless lines redacted
+    assert crash.headers["X-Request-Id"] in output and "Traceback" in output and "RuntimeError" in output
+    assert "internal failure while holding [REDACTED]" in output
+    assert "careless library log line with token [REDACTED]" in output
+    assert "careless print with token [REDACTED]" in output
+    assert "careless stderr write [REDACTED]" in output
+
+
+def test_refuses_to_listen_beyond_loopback_without_a_token():
+    argv = [sys.executable, str(REPO / "scripts" / "serve.py"), "--host", "0.0.0.0", "--port", str(free_port())]
+    result = subprocess.run(argv, env=clean_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "API_TOKEN" in result.stderr and "--allow-unauthenticated" in result.stderr
+
+
+def test_loopback_detection():
+    sys.path.insert(0, str(REPO / "scripts"))
+    import serve
+
+    assert all(serve.is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "[::1]", "127.0.0.2"))
+    assert not any(serve.is_loopback(h) for h in ("0.0.0.0", "::", "192.168.1.5", "example.com"))
+
+
+# ---- in-process servers with fake handlers: loading, queue, timeouts, disconnects -------
+
+
+class ControlledHandler:
+    """Records calls; `{"parameters": {"block": true}}` waits until `release` is set."""
+
+    def __init__(self):
+        self.release = threading.Event()
+        self.calls: list[str] = []
+
+    def __call__(self, data):
+        from speech_endpoint.errors import ClientError
+
+        params = data.get("parameters") or {}
+        self.calls.append(params.get("name", "?"))
+        if params.get("block"):
+            assert self.release.wait(30)
+        if params.get("fail") == "client":
+            raise ClientError("that parameter is wrong")
+        if params.get("fail") == "crash":
+            raise KeyError("something internal")
+        return {"text": params.get("name", ""), "chunks": [], "speakers": [],
+                "inputs": type(data["inputs"]).__name__, "parameters": params}
+
+
+@contextlib.contextmanager
+def running(app):
+    import uvicorn
+
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_for(lambda: server.started or not thread.is_alive())
+    assert server.started
+    try:
+        yield f"http://127.0.0.1:{port}", port
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+
+
+def make_app(handler=None, *, factory=None, **settings):
+    from speech_endpoint.server import ServerSettings, create_app
+
+    settings.setdefault("retry_after_s", 2)
+    return create_app(factory or (lambda: handler), ServerSettings(**settings), secrets=[FAKE_TOKEN])
+
+
+def send_async(url, results: dict, key: str, **params):
+    def call():
+        results[key] = requests.post(url + "/", json={"inputs": "AAAA", "parameters": {"name": key, **params}},
+                                     timeout=60)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    return thread
+
+
+def test_health_and_post_while_loading_then_ready():
+    gate = threading.Event()
+    handler = ControlledHandler()
+
+    def slow_factory():
+        assert gate.wait(30)
+        return handler
+
+    app = make_app(factory=slow_factory)
+    with running(app) as (url, _):
+        health = requests.get(url + "/health", timeout=10)
+        assert health.status_code == 503 and health.text == "Loading the models"
+        response = requests.post(url + "/", json={"inputs": "AAAA"}, timeout=10)
+        assert response.status_code == 503 and response.headers["Retry-After"] == "2"
+        assert "loading" in response.json()["error"]
+        assert metrics(url)["speech_model_ready"] == 0
+        gate.set()
+        wait_for(lambda: requests.get(url + "/health", timeout=10).status_code == 200)
+        assert requests.get(url + "/", timeout=10).text == "Ok"
+        assert requests.post(url + "/", json={"inputs": "AAAA"}, timeout=10).status_code == 200
+
+
+def test_load_failure_is_a_503_with_a_safe_message(caplog):
+    def failing_factory():
+        raise RuntimeError(f"Invalid endpoint settings: ASR_MODEL: Field required (token {FAKE_TOKEN})")
+
+    with running(make_app(factory=failing_factory)) as (url, _):
+        wait_for(lambda: requests.get(url + "/health", timeout=10).status_code == 503
+                 and "failed" in requests.get(url + "/health", timeout=10).text)
+        health = requests.get(url + "/health", timeout=10)
+        assert "ASR_MODEL: Field required" in health.text and FAKE_TOKEN not in health.text
+        response = requests.post(url + "/", json={"inputs": "AAAA"}, timeout=10)
+        assert response.status_code == 503 and "Retry-After" not in response.headers
+        assert "ASR_MODEL" in response.json()["error"]
+    assert any("loading the handler failed" in r.getMessage() for r in caplog.records)
+
+
+def test_queue_limit_fifo_order_and_503():
+    handler = ControlledHandler()
+    app = make_app(handler, max_queue=2)
+    results: dict[str, requests.Response] = {}
+    with running(app) as (url, _):
+        threads = [send_async(url, results, "first", block=True)]
+        wait_for(lambda: metrics(url)["speech_requests_in_flight"] == 1)
+        for name in ("second", "third"):
+            threads.append(send_async(url, results, name))
+            wait_for(lambda n=len(threads) - 1: metrics(url)["speech_queue_size"] == n)
+        refused = requests.post(url + "/", json={"inputs": "AAAA", "parameters": {"name": "fourth"}}, timeout=10)
+        assert refused.status_code == 503 and refused.headers["Retry-After"] == "2"
+        assert "busy" in refused.json()["error"] and refused.headers["X-Request-Id"]
+        handler.release.set()
+        for thread in threads:
+            thread.join(30)
+        assert [results[n].status_code for n in ("first", "second", "third")] == [200, 200, 200]
+        assert handler.calls == ["first", "second", "third"]  # FIFO; the refused one never ran
+        final = metrics(url)
+        assert final["speech_queue_size"] == 0 and final["speech_requests_in_flight"] == 0
+        assert final['speech_requests_total{status="503"}'] == 1
+
+
+def test_timeout_504_drops_the_result_and_frees_the_worker_afterwards():
+    handler = ControlledHandler()
+    app = make_app(handler, request_timeout_s=0.5)
+    with running(app) as (url, _):
+        started = time.monotonic()
+        response = requests.post(url + "/", json={"inputs": "AAAA", "parameters": {"name": "slow", "block": True}},
+                                 timeout=30)
+        assert response.status_code == 504 and time.monotonic() - started < 10
+        assert response.json()["request_id"] == response.headers["X-Request-Id"]
+        # The work goes on in the worker: the next request waits for it, then times out in the queue.
+        assert metrics(url)["speech_requests_in_flight"] == 1
+        queued = requests.post(url + "/", json={"inputs": "AAAA", "parameters": {"name": "queued"}}, timeout=30)
+        assert queued.status_code == 504 and "queue" in queued.json()["error"]
+        handler.release.set()
+        wait_for(lambda: metrics(url)["speech_requests_in_flight"] == 0)
+        after = requests.post(url + "/", json={"inputs": "AAAA", "parameters": {"name": "after"}}, timeout=30)
+        assert after.status_code == 200
+        assert handler.calls == ["slow", "after"]
+        final = metrics(url)
+        assert final['speech_requests_dropped_total{reason="timeout_running"}'] == 1
+        assert final['speech_requests_dropped_total{reason="timeout_waiting"}'] == 1
+
+
+def test_work_for_a_disconnected_client_is_skipped():
+    handler = ControlledHandler()
+    app = make_app(handler, max_queue=4)
+    results: dict[str, requests.Response] = {}
+    with running(app) as (url, port):
+        blocker = send_async(url, results, "first", block=True)
+        wait_for(lambda: metrics(url)["speech_requests_in_flight"] == 1)
+        body = json.dumps({"inputs": "AAAA", "parameters": {"name": "gone"}}).encode()
+        sock = socket.create_connection(("127.0.0.1", port))
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        wait_for(lambda: metrics(url)["speech_queue_size"] == 1)
+        sock.close()  # the client gives up while waiting
+        time.sleep(0.2)
+        handler.release.set()
+        blocker.join(30)
+        wait_for(lambda: metrics(url).get('speech_requests_dropped_total{reason="client_disconnected"}') == 1)
+        assert handler.calls == ["first"]
+        assert requests.post(url + "/", json={"inputs": "AAAA", "parameters": {"name": "next"}},
+                             timeout=10).status_code == 200
+        assert handler.calls == ["first", "next"]
+
+
+def test_error_mapping_request_ids_and_auth():
+    handler = ControlledHandler()
+    app = make_app(handler, api_token=FAKE_TOKEN)
+    with running(app) as (url, _):
+        client = requests.post(url + "/", json={"inputs": "AAAA", "parameters": {"fail": "client"}},
+                               headers=AUTH, timeout=10)
+        assert client.status_code == 400 and client.json() == {"error": "that parameter is wrong"}
+        crash = requests.post(url + "/", json={"inputs": "AAAA", "parameters": {"fail": "crash"}},
+                              headers={**AUTH, "X-Request-Id": "trace-42"}, timeout=10)
+        assert crash.status_code == 500
+        assert crash.json() == {"error": "internal error", "request_id": "trace-42"}
+        assert crash.headers["X-Request-Id"] == "trace-42"
+        odd = requests.get(url + "/nowhere", headers={"X-Request-Id": "bad id\twith tab"}, timeout=10)
+        assert odd.status_code == 404 and re.fullmatch(r"[0-9a-f]{32}", odd.headers["X-Request-Id"])
+        assert requests.post(url + "/", json={"inputs": "AAAA"}, timeout=10).status_code == 401
+        assert requests.get(url + "/metrics", timeout=10).status_code == 200  # GETs need no token
+
+
+def test_inference_client_request_shapes_are_accepted(monkeypatch):
+    """What huggingface_hub's InferenceClient sends (read from its source): with parameters
+    a JSON body {"inputs": base64, "parameters": {...}} (application/json on recent
+    versions, no content type on older ones); without parameters the raw file bytes."""
+    from huggingface_hub import InferenceClient, constants
+
+    # conftest sets HF_HUB_OFFLINE, which makes the client refuse even a local URL; a new
+    # thread gets a new HTTP session (older versions cache one per thread).
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    import huggingface_hub.utils as hub_utils
+
+    if hasattr(hub_utils, "reset_sessions"):  # huggingface_hub < 1.0 caches requests sessions
+        hub_utils.reset_sessions()
+    handler = ControlledHandler()
+    answers = {}
+
+    def call(url):
+        client = InferenceClient(model=url, token=FAKE_TOKEN, timeout=30)
+        answers["params"] = dict(client.automatic_speech_recognition(
+            speech_wav(), extra_body={"name": "p", "language": "en"}))
+        answers["raw"] = dict(client.automatic_speech_recognition(speech_wav()))
+
+    with running(make_app(handler)) as (url, _):
+        thread = threading.Thread(target=call, args=(url,))
+        thread.start()
+        thread.join(60)
+    assert answers["params"]["text"] == "p"
+    assert answers["params"]["inputs"] == "str"  # base64 in JSON
+    assert answers["params"]["parameters"] == {"name": "p", "language": "en"}
+    assert answers["raw"]["inputs"] == "bytes" and answers["raw"]["parameters"] == {}
+
+
+# ---- pure pieces -------------------------------------------------------------------------
+
+
+def test_parse_request_shapes():
+    from speech_endpoint.server import RequestError, parse_request, query_parameters
+
+    audio = speech_wav(1.0)
+    encoded = base64.b64encode(audio).decode()
+    as_json = json.dumps({"inputs": encoded, "parameters": {"language": "en"}}).encode()
+    for content_type in ("application/json", "application/json; charset=utf-8", None, "application/octet-stream"):
+        assert parse_request(content_type, as_json, {}) == {"inputs": encoded, "parameters": {"language": "en"}}
+    for content_type in ("audio/wav", "audio/webm;codecs=opus", "audio/AMR", None, "application/octet-stream"):
+        assert parse_request(content_type, audio, {"language": "en"}) == {"inputs": audio,
+                                                                            "parameters": {"language": "en"}}
+    assert parse_request("application/json", b'{"inputs": "x"}', {"a": "1"}) == {"inputs": "x", "parameters": {"a": "1"}}
+    for content_type, body in (("text/plain", b"x"), ("multipart/form-data; boundary=x", b"x"),
+                               ("application/json", b"[1]"), ("application/json", b"\xff"), ("audio/wav", b"")):
+        with pytest.raises(RequestError):
+            parse_request(content_type, body, {})
+    assert query_parameters([("a", "1"), ("b", "2"), ("a", "3")]) == {"a": ["1", "3"], "b": "2"}
+
+
+def test_redaction_filter_and_stream():
+    import logging
+
+    from speech_endpoint.server import RedactingStream, SecretRedactingFilter, safe_error
+
+    flt = SecretRedactingFilter([FAKE_TOKEN])
+    try:
+        raise ValueError(f"token {FAKE_TOKEN} in an exception")
+    except ValueError:
+        record = logging.LogRecord("x", logging.ERROR, __file__, 1, "got %s and %d", (FAKE_TOKEN, 3), sys.exc_info())
+    assert flt.filter(record)
+    formatted = logging.Formatter().format(record)
+    assert FAKE_TOKEN not in formatted and formatted.count("[REDACTED]") == 2 and "and 3" in formatted
+    access = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s" %d',
+                               ("1.2.3.4", "POST", f"/?q={FAKE_TOKEN}", 200), None)
+    flt.filter(access)
+    assert access.args == ("1.2.3.4", "POST", "/?q=[REDACTED]", 200)  # args kept for uvicorn's formatter
+    buffer = io.StringIO()
+    RedactingStream(buffer, [FAKE_TOKEN]).write(f"print {FAKE_TOKEN}\n")
+    assert buffer.getvalue() == "print [REDACTED]\n"
+    assert safe_error(OSError(f"no file\nsecond line {FAKE_TOKEN}"), [FAKE_TOKEN]) == "OSError: no file"
