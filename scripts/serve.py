@@ -43,13 +43,15 @@ TRUE = {"1", "true", "yes", "on"}
 
 
 def default_body_limit() -> int:
-    """ModelSettings.max_payload_bytes as the environment sets it (MAX_PAYLOAD_BYTES)."""
+    """Room for a JSON body carrying MAX_PAYLOAD_BYTES of audio as base64 (4/3 larger, plus
+    parameters); the handler then enforces the exact audio limit with a clear message."""
     try:
         from config import ModelSettings
 
         # asr_model is given so a missing ASR_MODEL does not matter here (the handler
         # reports that itself); every other field comes from the environment.
-        return int(ModelSettings(asr_model=os.environ.get("ASR_MODEL") or "-").max_payload_bytes)
+        payload = int(ModelSettings(asr_model=os.environ.get("ASR_MODEL") or "-").max_payload_bytes)
+        return payload * 4 // 3 + 64 * 1024
     except Exception:  # noqa: BLE001 - an invalid setting is reported by the handler at load
         return FALLBACK_BODY_LIMIT
 

@@ -148,10 +148,11 @@ def split_words(tokenizer, tokens: Sequence[int], language: str | None) -> list[
         return pieces
     words: list[tuple[str, list[int]]] = []
     for text, toks in pieces:
-        if not words or text.startswith(" ") or not words[-1][0].strip():
-            words.append((text, list(toks)))
-        else:
+        glue = words and (not words[-1][0].strip() or not text.startswith(" "))
+        if glue:  # continues a word, or follows a bare space token
             words[-1] = (words[-1][0] + text, words[-1][1] + list(toks))
+        else:
+            words.append((text, list(toks)))
     return words
 
 

@@ -104,10 +104,11 @@ class WhisperASR:
         texts: list[str] = []
         for first in range(0, len(spans), batch):
             group = spans[first:first + batch]
-            encoded = self._encode([audio.samples[s:e] for s, e in group])
+            features = self._features([audio.samples[s:e] for s, e in group])
+            encoded = self.model.get_encoder()(features)
             if language is None and self.multilingual:
                 language = self._detect_language(encoded)
-            token_lists = self._generate(encoded, language, options)
+            token_lists = self._generate(features, encoded, language, options)
             words.extend(self._align(encoded, group, token_lists, language, audio.sample_rate))
             texts.extend(self.tokenizer.decode(t).strip() for t in token_lists)
             if progress:
@@ -115,11 +116,10 @@ class WhisperASR:
         text = " ".join(t for t in texts if t)
         return Transcript(text, segments_from_words(words), words, language)
 
-    def _encode(self, pieces: list[np.ndarray]):
-        features = self.processor.feature_extractor(
+    def _features(self, pieces: list[np.ndarray]) -> torch.Tensor:
+        return self.processor.feature_extractor(
             pieces, sampling_rate=16000, return_tensors="pt"
         ).input_features.to(self.device, self.dtype)
-        return self.model.get_encoder()(features)
 
     def _detect_language(self, encoded) -> str | None:
         """The language of the first window, used for all (as OpenAI's long-form does)."""
@@ -130,7 +130,7 @@ class WhisperASR:
         token = self.tokenizer.convert_ids_to_tokens(int(ids[0]))
         return normalize_language(token)
 
-    def _generate(self, encoded, language: str | None, options: DecodeOptions) -> list[list[int]]:
+    def _generate(self, features, encoded, language: str | None, options: DecodeOptions) -> list[list[int]]:
         kwargs: dict[str, Any] = {"return_timestamps": False, **compat.greedy_generate_kwargs()}
         if self.multilingual:
             kwargs["task"] = options.task
@@ -141,6 +141,9 @@ class WhisperASR:
                 self.tokenizer.get_prompt_ids(options.prompt, return_tensors="np"), device=self.device)
         if options.use_assistant:
             kwargs["assistant_model"] = self.assistant
+            if self.assistant.config.is_encoder_decoder:
+                kwargs["input_features"] = features  # a full assistant runs its own encoder
+        # The encoder ran once already (language detection and alignment reuse it).
         out = self.model.generate(encoder_outputs=encoded, **kwargs)
         sequences = out if torch.is_tensor(out) else out.sequences
         return [self._text_tokens(row.tolist()) for row in sequences]
