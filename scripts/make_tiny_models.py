@@ -435,7 +435,7 @@ def _shape_cross_attention(model, heads: int, sharpness: float = CROSS_ATTENTION
     frames = torch.tensor([round(t / 0.02) for t in times])
     targets = sharpness * (w_k @ sinus[frames].T).T  # (positions, heads * head_dim)
     # q = W_q LN(x_p); float64, so BLAS rounding differences don't reach the float32 weights
-    w_q = torch.linalg.lstsq(rows.double(), targets.double()).solution.T.float()
+    w_q = torch.linalg.lstsq(rows.double(), targets.double()).solution.T.float() + 0.0  # + 0.0 turns -0.0 into 0.0: its sign varies with the BLAS (torch 2.5)
     attention = decoder.layers[-1].encoder_attn
     with torch.no_grad():
         attention.k_proj.weight.copy_(w_k)

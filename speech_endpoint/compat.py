@@ -26,6 +26,28 @@ def dtype_kwargs(dtype: Any) -> dict[str, Any]:
     return {"dtype": dtype} if (TRANSFORMERS_MAJOR or 0) >= 5 else {"torch_dtype": dtype}
 
 
+def load_processor(model_id: str, token: str | None = None) -> Any:
+    """The Whisper processor (feature extractor + tokenizer) of a checkpoint.
+
+    transformers 5 saves `processor_config.json` with the feature extractor's settings
+    nested in it (`{"feature_extractor": {...}, "processor_class": ...}`); 4.x's
+    `AutoProcessor` passes that dict to `WhisperProcessor(...)` as keyword arguments and
+    fails ("got multiple values for argument 'feature_extractor'"). So on 4.x the two parts
+    are loaded on their own (`preprocessor_config.json` and the tokenizer files are the same
+    in both formats) and put together, which is what `AutoProcessor` does for a 4.x folder.
+    """
+    from transformers import AutoProcessor
+
+    if (TRANSFORMERS_MAJOR or 0) >= 5:
+        return AutoProcessor.from_pretrained(model_id, token=token)
+    from transformers import AutoFeatureExtractor, AutoTokenizer, WhisperProcessor
+
+    return WhisperProcessor(
+        feature_extractor=AutoFeatureExtractor.from_pretrained(model_id, token=token),
+        tokenizer=AutoTokenizer.from_pretrained(model_id, token=token),
+    )
+
+
 def greedy_generate_kwargs() -> dict[str, Any]:
     """Greedy decoding, said explicitly: transformers 5's ASR pipeline defaults to 5 beams,
     which is slower and silently disables the assistant; 4.x defaults to greedy."""

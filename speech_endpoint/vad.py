@@ -22,7 +22,7 @@ def frame_energies_db(samples: np.ndarray, sample_rate: int) -> np.ndarray:
     return 10.0 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
 
 
-def speech_mask(energies_db: np.ndarray, *, floor_db: float = -55.0, above_noise_db: float = 10.0) -> np.ndarray:
+def speech_mask(energies_db: np.ndarray, *, floor_db: float = -55.0, above_noise_db: float = 6.0) -> np.ndarray:
     """Frames louder than both an absolute floor and the audio's own noise floor (its
     10th-percentile frame) by `above_noise_db`."""
     if len(energies_db) == 0:
