@@ -74,6 +74,7 @@ class ModelSettings(BaseSettings):
 
 
 OutputFormat = Literal["srt", "vtt", "rttm"]
+MAX_SPEAKERS = 100
 
 
 class InferenceConfig(BaseModel):
@@ -92,9 +93,10 @@ class InferenceConfig(BaseModel):
     sampling_rate: int = Field(16000, ge=1000, le=384000)
     input_format: Literal["auto", "pcm_s16le", "pcm_f32le"] = "auto"
     language: str | None = None
-    num_speakers: int | None = Field(None, ge=1)
-    min_speakers: int | None = Field(None, ge=1)
-    max_speakers: int | None = Field(None, ge=1)
+    # Bounded: pyannote fails on 256 or more (uint8 speaker counts); no real audio needs that.
+    num_speakers: int | None = Field(None, ge=1, le=MAX_SPEAKERS)
+    min_speakers: int | None = Field(None, ge=1, le=MAX_SPEAKERS)
+    max_speakers: int | None = Field(None, ge=1, le=MAX_SPEAKERS)
     # None = on whenever the endpoint has a diarization model.
     diarize: bool | None = None
     timestamp_granularity: Literal["segment", "word"] = "segment"
@@ -110,7 +112,8 @@ class InferenceConfig(BaseModel):
             raise ValueError("must be a string such as 'en' or 'english'")
         code = normalize_language(value)
         if code is None:
-            raise ValueError(f"unknown language {value[:40]!r}; use a Whisper code like 'en' or a name like 'english'")
+            # The value is not echoed back: clients sometimes put the wrong thing in a field.
+            raise ValueError("unknown language; use a Whisper code like 'en' or a name like 'english'")
         return code
 
     @field_validator("output_formats", mode="before")

@@ -96,8 +96,11 @@ class EndpointHandler:
         """Check the request against what this endpoint has, and decide how to decode
         `duration` seconds of audio."""
         s = self.settings
-        if config.batch_size > s.max_batch_size:
-            raise ClientError(f"parameter 'batch_size': at most {s.max_batch_size} on this endpoint")
+        batch_size = config.batch_size
+        if batch_size > s.max_batch_size:
+            if "batch_size" in config.model_fields_set:
+                raise ClientError(f"parameter 'batch_size': at most {s.max_batch_size} on this endpoint")
+            batch_size = s.max_batch_size  # the default (24) must not refuse requests on a smaller limit
         diarize = self.diarizer is not None and config.diarize is not False
         if self.diarizer is None and (config.wants_speakers or config.diarize or "rttm" in config.output_formats):
             raise ClientError(
@@ -118,7 +121,7 @@ class EndpointHandler:
             task=config.task,
             language=config.language,
             chunk_length_s=config.chunk_length_s,
-            batch_size=1 if use_assistant else config.batch_size,
+            batch_size=1 if use_assistant else batch_size,
             use_assistant=use_assistant,
             prompt=config.prompt,
         )

@@ -74,7 +74,7 @@ def peak_rss_mb() -> float:
 def reference_pipeline(model_id: str, token: str | None):
     """The plain transformers pipeline with the reference settings (the seed article's)."""
     import torch
-    from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor, pipeline
+    from transformers import AutoModelForSpeechSeq2Seq, pipeline
 
     from speech_endpoint import compat
     from speech_endpoint.asr import pick_device
@@ -82,7 +82,7 @@ def reference_pipeline(model_id: str, token: str | None):
     device, dtype = pick_device()
     model = AutoModelForSpeechSeq2Seq.from_pretrained(model_id, token=token, attn_implementation="sdpa",
                                                       **compat.dtype_kwargs(dtype)).to(device)
-    processor = AutoProcessor.from_pretrained(model_id, token=token)
+    processor = compat.load_processor(model_id, token)
     pipe = pipeline("automatic-speech-recognition", model=model, tokenizer=processor.tokenizer,
                     feature_extractor=processor.feature_extractor, device=device)
 

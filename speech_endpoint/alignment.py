@@ -1,9 +1,11 @@
 """Word timings from Whisper's cross-attention, as OpenAI's `timing.py` computes them.
 
-After decoding (without timestamp tokens), one teacher-forced decoder pass over the
-decoded tokens gives the cross-attention of the checkpoint's alignment heads; dynamic time
-warping over it maps each token to audio frames (20 ms each). This costs one decoder
-forward per batch, far less than collecting attentions at every generation step.
+The decoder's inputs to the cross-attention of the alignment-head layers are recorded
+while it generates (without timestamp tokens); the attention of those heads alone is then
+computed from them, and dynamic time warping maps each token to audio frames (20 ms each).
+This costs a few matrix products per window, far less than asking the model for all its
+attentions. Where generation cannot be recorded (speculative decoding runs rejected draft
+tokens through the model), one teacher-forced decoder pass over the tokens does the same.
 """
 from __future__ import annotations
 
@@ -18,50 +20,71 @@ MEDIAN_WIDTH = 7
 NO_SPACE_LANGUAGES = {"zh", "ja", "th", "lo", "my", "yue"}
 
 
+class CrossAttentionRecorder:
+    """Records what enters the cross-attention of the alignment-head layers while the
+    decoder runs (as a context manager), so the attention weights can be computed for those
+    heads alone. Works whether the decoder runs once over whole sequences or once per
+    generated token: the recorded steps are concatenated along time."""
+
+    def __init__(self, model):
+        self.model = model
+        self.heads = _alignment_heads(model)
+        self.layers = sorted({layer for layer, _ in self.heads})
+        self.steps: dict[int, list[torch.Tensor]] = {layer: [] for layer in self.layers}
+        self._handles: list = []
+
+    def __enter__(self) -> "CrossAttentionRecorder":
+        decoder = self.model.get_decoder()
+        for layer in self.layers:
+            def hook(module, args, kwargs, layer=layer):
+                self.steps[layer].append(kwargs.get("hidden_states", args[0] if args else None))
+            self._handles.append(decoder.layers[layer].encoder_attn.register_forward_pre_hook(hook, with_kwargs=True))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
+
+    @property
+    def first_step_length(self) -> int:
+        return self.steps[self.layers[0]][0].shape[1]
+
+    @property
+    def length(self) -> int:
+        return sum(step.shape[1] for step in self.steps[self.layers[0]])
+
+    def logits(self, encoder_hidden: torch.Tensor, rows: Sequence[slice]) -> list[torch.Tensor]:
+        """Per sequence i: pre-softmax attention [heads, rows[i], frames] of the alignment heads."""
+        decoder = self.model.get_decoder()
+        n_heads = self.model.config.decoder_attention_heads
+        per_layer = {}
+        for layer in self.layers:
+            hidden = torch.cat(self.steps[layer], dim=1)
+            attn = decoder.layers[layer].encoder_attn
+            b, t, d = hidden.shape
+            q = (attn.q_proj(hidden) * attn.scaling).view(b, t, n_heads, d // n_heads).transpose(1, 2)
+            k = attn.k_proj(encoder_hidden).view(b, encoder_hidden.shape[1], n_heads, d // n_heads).transpose(1, 2)
+            per_layer[layer] = (q.float(), k.float())
+        return [torch.stack([per_layer[l][0][i, h, r] @ per_layer[l][1][i, h].T for l, h in self.heads]).cpu()
+                for i, r in enumerate(rows)]
+
+
 def cross_attention_weights(model, prefix: Sequence[int], token_batches: Sequence[Sequence[int]],
-                            encoder_hidden: torch.Tensor, eot: int) -> list[np.ndarray]:
-    """Per sequence: alignment-head attention [heads, len(tokens)+1, frames] for the rows
-    that predict the text tokens and the end-of-text token."""
-    heads = _alignment_heads(model)
-    layers = sorted({layer for layer, _ in heads})
-    decoder = model.get_decoder()
-    captured: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def capture(index):
-        def hook(module, args, kwargs):
-            hidden = kwargs.get("hidden_states", args[0] if args else None)
-            keys = kwargs.get("key_value_states", args[1] if len(args) > 1 else None)
-            captured[index] = (hidden, keys)
-        return hook
-
-    handles = [decoder.layers[i].encoder_attn.register_forward_pre_hook(capture(i), with_kwargs=True)
-               for i in layers]
-    try:
-        length = max(len(t) for t in token_batches) + len(prefix) + 1
-        ids = torch.full((len(token_batches), length), eot, dtype=torch.long)
-        for row, tokens in enumerate(token_batches):
-            seq = list(prefix) + list(tokens) + [eot]
-            ids[row, : len(seq)] = torch.tensor(seq)
-        decoder(input_ids=ids.to(encoder_hidden.device), encoder_hidden_states=encoder_hidden, use_cache=False)
-    finally:
-        for h in handles:
-            h.remove()
-
-    n_heads = model.config.decoder_attention_heads
-    per_layer = {}
-    for index in layers:
-        hidden, keys = captured[index]
-        attn = decoder.layers[index].encoder_attn
-        b, t, d = hidden.shape
-        q = (attn.q_proj(hidden) * attn.scaling).view(b, t, n_heads, d // n_heads).transpose(1, 2)
-        k = attn.k_proj(keys).view(b, keys.shape[1], n_heads, d // n_heads).transpose(1, 2)
-        per_layer[index] = (q.float(), k.float())
-    result = []
+                            encoder_hidden: torch.Tensor, eot: int) -> list[torch.Tensor]:
+    """Teacher-forced: one decoder pass over prefix + tokens + eot; per sequence the
+    alignment-head logits [heads, len(tokens)+1, frames] of the rows that predict the text
+    tokens and the end-of-text token."""
+    length = max(len(t) for t in token_batches) + len(prefix) + 1
+    ids = torch.full((len(token_batches), length), eot, dtype=torch.long)
     for row, tokens in enumerate(token_batches):
-        rows = slice(len(prefix) - 1, len(prefix) + len(tokens))  # predictors of tokens + eot
-        stack = [per_layer[l][0][row, h, rows] @ per_layer[l][1][row, h].T for l, h in heads]
-        result.append(torch.stack(stack).cpu().numpy())
-    return result
+        seq = list(prefix) + list(tokens) + [eot]
+        ids[row, : len(seq)] = torch.tensor(seq)
+    with CrossAttentionRecorder(model) as recorder:
+        model.get_decoder()(input_ids=ids.to(encoder_hidden.device), encoder_hidden_states=encoder_hidden,
+                            use_cache=False)
+    rows = [slice(len(prefix) - 1, len(prefix) + len(tokens)) for tokens in token_batches]
+    return recorder.logits(encoder_hidden, rows)
 
 
 def _alignment_heads(model) -> list[tuple[int, int]]:
@@ -73,16 +96,15 @@ def _alignment_heads(model) -> list[tuple[int, int]]:
     return [(int(l), int(h)) for l, h in heads]
 
 
-def token_times(qk: np.ndarray, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """Start and end time (s) of each row's token, from raw attention logits [heads, rows, frames]."""
+def token_times(qk: torch.Tensor, num_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Start and end time (s) of each row's token, from raw attention logits
+    [heads, rows, frames]: softmax over the audio's frames, standardise per frame, median
+    filter along time, average the heads, then DTW."""
     num_frames = max(1, min(num_frames, qk.shape[-1]))
-    weights = qk[:, :, :num_frames].astype(np.float64)
-    weights = np.exp(weights - weights.max(axis=-1, keepdims=True))
-    weights /= weights.sum(axis=-1, keepdims=True)
-    mean = weights.mean(axis=-2, keepdims=True)
-    std = weights.std(axis=-2, keepdims=True) + 1e-9
-    weights = _median_filter((weights - mean) / std, MEDIAN_WIDTH)
-    matrix = weights.mean(axis=0)
+    weights = torch.softmax(qk[:, :, :num_frames].float(), dim=-1)
+    std, mean = torch.std_mean(weights, dim=-2, keepdim=True, unbiased=False)
+    weights = _median_filter((weights - mean) / (std + 1e-9), MEDIAN_WIDTH)
+    matrix = weights.mean(dim=0).double().numpy()
     text_idx, time_idx = dtw(-matrix)
     jumps = np.concatenate([[True], np.diff(text_idx) > 0])
     jump_times = time_idx[jumps] / FRAMES_PER_SECOND  # one entry per row
@@ -91,13 +113,12 @@ def token_times(qk: np.ndarray, num_frames: int) -> tuple[np.ndarray, np.ndarray
     return starts, ends
 
 
-def _median_filter(x: np.ndarray, width: int) -> np.ndarray:
-    if x.shape[-1] < width:
+def _median_filter(x: torch.Tensor, width: int) -> torch.Tensor:
+    if x.shape[-1] <= width // 2:  # too short to reflect-pad
         return x
     pad = width // 2
-    padded = np.pad(x, [(0, 0)] * (x.ndim - 1) + [(pad, pad)], mode="reflect")
-    windows = np.lib.stride_tricks.sliding_window_view(padded, width, axis=-1)
-    return np.median(windows, axis=-1)
+    padded = torch.nn.functional.pad(x, (pad, pad), mode="reflect")
+    return padded.unfold(-1, width, 1).median(dim=-1).values
 
 
 def dtw(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,13 @@ import numpy as np
 import torch
 
 from speech_endpoint import compat
-from speech_endpoint.alignment import clamp_long_words, cross_attention_weights, split_words, token_times
+from speech_endpoint.alignment import (
+    CrossAttentionRecorder,
+    clamp_long_words,
+    cross_attention_weights,
+    split_words,
+    token_times,
+)
 from speech_endpoint.languages import normalize_language
 from speech_endpoint.schema import Audio, Transcript, Word
 from speech_endpoint.sentences import segments_from_words, words_from_chunks
@@ -29,6 +36,7 @@ from speech_endpoint.windows import speech_windows
 
 log = logging.getLogger(__name__)
 SAMPLES_PER_FRAME = 320  # 16 kHz samples per encoder frame (20 ms)
+MIN_WINDOW_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -55,7 +63,7 @@ class WhisperASR:
 
     def __init__(self, model_id: str, *, assistant_id: str | None = None, token: str | None = None,
                  quantize: str = "none"):
-        from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
+        from transformers import AutoModelForSpeechSeq2Seq
 
         self.device, self.dtype = pick_device()
         common = {"token": token, "low_cpu_mem_usage": True, **compat.dtype_kwargs(self.dtype)}
@@ -63,7 +71,7 @@ class WhisperASR:
         self.model.to(self.device).eval()
         if quantize == "int8" and self.device == "cpu":
             self.model = _int8(self.model)
-        self.processor = AutoProcessor.from_pretrained(model_id, token=token)
+        self.processor = compat.load_processor(model_id, token)
         self.tokenizer = self.processor.tokenizer
         self.assistant = self._load_assistant(assistant_id, common) if assistant_id else None
         self._pipe = None  # built on first sequential request
@@ -95,7 +103,8 @@ class WhisperASR:
     # ---- windows strategy ---------------------------------------------------------------
 
     def _windows(self, audio: Audio, options: DecodeOptions, progress) -> Transcript:
-        spans = speech_windows(audio.samples, audio.sample_rate, options.chunk_length_s)
+        # Windows under a second would cost an encoder pass each for next to no audio.
+        spans = speech_windows(audio.samples, audio.sample_rate, max(options.chunk_length_s, MIN_WINDOW_S))
         if not spans:
             return Transcript("", [], [], options.language)
         language = options.language
@@ -108,8 +117,8 @@ class WhisperASR:
             encoded = self.model.get_encoder()(features)
             if language is None and self.multilingual:
                 language = self._detect_language(encoded)
-            token_lists = self._generate(features, encoded, language, options)
-            words.extend(self._align(encoded, group, token_lists, language, audio.sample_rate))
+            token_lists, attention = self._generate(features, encoded, language, options)
+            words.extend(self._align(encoded, group, token_lists, attention, language, audio.sample_rate))
             texts.extend(self.tokenizer.decode(t).strip() for t in token_lists)
             if progress:
                 progress(group[-1][1] / audio.sample_rate, audio.duration)
@@ -130,7 +139,10 @@ class WhisperASR:
         token = self.tokenizer.convert_ids_to_tokens(int(ids[0]))
         return normalize_language(token)
 
-    def _generate(self, features, encoded, language: str | None, options: DecodeOptions) -> list[list[int]]:
+    def _generate(self, features, encoded, language: str | None,
+                  options: DecodeOptions) -> tuple[list[list[int]], list[torch.Tensor] | None]:
+        """Text tokens per window, and their alignment-head attention when it could be
+        recorded during generation (None: compute it afterwards)."""
         kwargs: dict[str, Any] = {"return_timestamps": False, **compat.greedy_generate_kwargs()}
         if self.multilingual:
             kwargs["task"] = options.task
@@ -144,9 +156,28 @@ class WhisperASR:
             if self.assistant.config.is_encoder_decoder:
                 kwargs["input_features"] = features  # a full assistant runs its own encoder
         # The encoder ran once already (language detection and alignment reuse it).
-        out = self.model.generate(encoder_outputs=encoded, **kwargs)
-        sequences = out if torch.is_tensor(out) else out.sequences
-        return [self._text_tokens(row.tolist()) for row in sequences]
+        recorder = CrossAttentionRecorder(self.model)
+        with recorder if not options.use_assistant else nullcontext():
+            out = self.model.generate(encoder_outputs=encoded, **kwargs)
+        sequences = [row.tolist() for row in (out if torch.is_tensor(out) else out.sequences)]
+        token_lists = [self._text_tokens(row) for row in sequences]
+        if options.use_assistant:
+            return token_lists, None
+        return token_lists, self._recorded_attention(recorder, sequences, token_lists, encoded)
+
+    def _recorded_attention(self, recorder, sequences, token_lists, encoded) -> list[torch.Tensor] | None:
+        """Rows of the recorded decoder steps that predicted each window's text tokens and
+        its end of text; None where the recording does not line up with the tokens."""
+        prompt = recorder.first_step_length  # the decoder prompt, fed in one step
+        fed = recorder.length - prompt  # generated tokens fed back (the last one never is)
+        rows = []
+        for sequence, tokens in zip(sequences, token_lists):
+            # Some versions return the decoder prompt too, some drop the final end-of-text.
+            generated = sequence[-(fed + 1):] if len(sequence) > fed + 1 else sequence
+            if generated[: len(tokens)] != tokens or len(tokens) > fed:
+                return None
+            rows.append(slice(prompt - 1, prompt + len(tokens)))
+        return recorder.logits(encoded.last_hidden_state, rows)
 
     def _text_tokens(self, sequence: list[int]) -> list[int]:
         """Generated text tokens only: whatever precedes the decoder prompt (a text prompt,
@@ -165,12 +196,13 @@ class WhisperASR:
         prefix.append(tok.convert_tokens_to_ids("<|notimestamps|>"))
         return prefix
 
-    def _align(self, encoded, spans, token_lists, language, sample_rate) -> list[Word]:
+    def _align(self, encoded, spans, token_lists, attention, language, sample_rate) -> list[Word]:
         """Word times for each window from cross-attention + DTW, offset to the audio."""
         if not any(token_lists):
             return []
-        prefix = self._prefix(language, "transcribe")
-        attention = cross_attention_weights(self.model, prefix, token_lists, encoded.last_hidden_state, self.eot)
+        if attention is None:
+            prefix = self._prefix(language, "transcribe")
+            attention = cross_attention_weights(self.model, prefix, token_lists, encoded.last_hidden_state, self.eot)
         words: list[Word] = []
         for (start, end), tokens, qk in zip(spans, token_lists, attention):
             if not tokens:

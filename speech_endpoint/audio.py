@@ -108,7 +108,8 @@ def _decode_container(data: bytes, max_seconds: float | None) -> np.ndarray:
     except (av.FFmpegError, ValueError, OSError, UnicodeDecodeError):
         raise ClientError(
             "Could not read the audio: the bytes are not a supported audio format "
-            "(wav, flac, mp3, ogg/opus, webm, m4a, amr, ...). For raw PCM set input_format."
+            "(wav, flac, mp3, ogg/opus, webm, m4a, amr, ...), or the file is damaged or truncated. "
+            "For raw PCM set input_format."
         ) from None
     with container:
         stream = next((s for s in container.streams if s.type == "audio"), None)

@@ -34,17 +34,18 @@ def load_processor(model_id: str, token: str | None = None) -> Any:
     `AutoProcessor` passes that dict to `WhisperProcessor(...)` as keyword arguments and
     fails ("got multiple values for argument 'feature_extractor'"). So on 4.x the two parts
     are loaded on their own (`preprocessor_config.json` and the tokenizer files are the same
-    in both formats) and put together, which is what `AutoProcessor` does for a 4.x folder.
+    in both formats) and put together as `AutoProcessor` does for a 4.x folder: 4.x's
+    `WhisperProcessor` takes only the slow (Python) `WhisperTokenizer`.
     """
     from transformers import AutoProcessor
 
     if (TRANSFORMERS_MAJOR or 0) >= 5:
         return AutoProcessor.from_pretrained(model_id, token=token)
-    from transformers import AutoFeatureExtractor, AutoTokenizer, WhisperProcessor
+    from transformers import WhisperFeatureExtractor, WhisperProcessor, WhisperTokenizer
 
     return WhisperProcessor(
-        feature_extractor=AutoFeatureExtractor.from_pretrained(model_id, token=token),
-        tokenizer=AutoTokenizer.from_pretrained(model_id, token=token),
+        feature_extractor=WhisperFeatureExtractor.from_pretrained(model_id, token=token),
+        tokenizer=WhisperTokenizer.from_pretrained(model_id, token=token),
     )
 
 

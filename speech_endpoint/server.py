@@ -297,6 +297,8 @@ def parse_request(content_type: str | None, body: bytes, query: dict[str, Any]) 
             data = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             raise RequestError("The request body is not valid JSON") from None
+        except RecursionError:
+            raise RequestError("The request body's JSON is nested too deeply") from None
         if not isinstance(data, dict) or "inputs" not in data:
             raise RequestError(
                 "The JSON body must be an object with 'inputs' (the audio as base64) "

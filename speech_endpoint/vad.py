@@ -13,16 +13,19 @@ FRAME_S = 0.02
 
 
 def frame_energies_db(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Energy of consecutive 20 ms frames, in dBFS."""
+    """Energy of consecutive 20 ms frames, in dBFS; a trailing partial frame counts too."""
     size = int(FRAME_S * sample_rate)
-    count = len(samples) // size
+    count = -(-len(samples) // size)
     if count == 0:
         return np.zeros(0, np.float32)
-    frames = np.asarray(samples[: count * size], dtype=np.float32).reshape(count, size)
-    return 10.0 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
+    squared = np.zeros(count * size, np.float64)
+    squared[: len(samples)] = np.asarray(samples, dtype=np.float64) ** 2
+    lengths = np.full(count, size)
+    lengths[-1] = len(samples) - (count - 1) * size
+    return 10.0 * np.log10(squared.reshape(count, size).sum(axis=1) / lengths + 1e-12)
 
 
-def speech_mask(energies_db: np.ndarray, *, floor_db: float = -55.0, above_noise_db: float = 6.0) -> np.ndarray:
+def speech_mask(energies_db: np.ndarray, *, floor_db: float = -70.0, above_noise_db: float = 6.0) -> np.ndarray:
     """Frames louder than both an absolute floor and the audio's own noise floor (its
     10th-percentile frame) by `above_noise_db`."""
     if len(energies_db) == 0:

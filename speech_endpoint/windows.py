@@ -67,8 +67,8 @@ def _split(start: int, end: int, limit: int, energies: np.ndarray) -> list[tuple
     quietest frame of its last third (speech rarely pauses on a schedule)."""
     pieces = []
     while end - start > limit:
-        lo = start + (2 * limit) // 3
-        hi = start + limit
+        lo = start + max(1, (2 * limit) // 3)  # at least one frame in, so the loop always ends
+        hi = max(start + limit, lo + 1)
         cut = lo + int(np.argmin(energies[lo:hi]))
         pieces.append((start, cut))
         start = cut
