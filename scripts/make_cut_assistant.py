@@ -19,9 +19,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 def cut_assistant(source: str, out_dir: Path, layers: int = 2) -> Path:
     import torch
-    from transformers import AutoProcessor, WhisperForCausalLM, WhisperForConditionalGeneration
+    from transformers import WhisperForCausalLM, WhisperForConditionalGeneration
 
-    from speech_endpoint.compat import dtype_kwargs
+    from speech_endpoint.compat import dtype_kwargs, load_processor
 
     full = WhisperForConditionalGeneration.from_pretrained(source, **dtype_kwargs(torch.float32))
     config = full.config.to_dict()
@@ -39,7 +39,7 @@ def cut_assistant(source: str, out_dir: Path, layers: int = 2) -> Path:
     assistant.generation_config = full.generation_config
     out_dir = Path(out_dir)
     assistant.save_pretrained(out_dir)
-    AutoProcessor.from_pretrained(source).save_pretrained(out_dir)
+    load_processor(source).save_pretrained(out_dir)
     return out_dir
 
 
