@@ -73,7 +73,6 @@ def peak_rss_mb() -> float:
 
 def reference_pipeline(model_id: str, token: str | None):
     """The plain transformers pipeline with the reference settings (the seed article's)."""
-    import torch
     from transformers import AutoModelForSpeechSeq2Seq, pipeline
 
     from speech_endpoint import compat

@@ -55,18 +55,7 @@ def cpwer(reference: dict[str, str], hypothesis: dict[str, str]) -> float:
     """Concatenated minimum-permutation WER: each reference speaker's words against one
     hypothesis speaker's words (unmatched speakers against nothing), under the best
     one-to-one mapping (errors add up per pair, so the Hungarian assignment is exact)."""
-    import numpy as np
-    from scipy.optimize import linear_sum_assignment
-
-    refs = [normalize(v).split() for v in reference.values()]
-    hyps = [normalize(v).split() for v in hypothesis.values()]
-    size = max(len(refs), len(hyps), 1)
-    refs += [[]] * (size - len(refs))
-    hyps += [[]] * (size - len(hyps))
-    cost = np.array([[_errors(r, h) for h in hyps] for r in refs])
-    rows, cols = linear_sum_assignment(cost)
-    total_ref = sum(len(r) for r in refs) or 1
-    return float(cost[rows, cols].sum()) / total_ref
+    return cpwer_details(reference, hypothesis)["cpwer"]
 
 
 def _errors(ref: list[str], hyp: list[str]) -> int:
@@ -90,7 +79,7 @@ def wer_counts(reference: str, hypothesis: str) -> tuple[int, int]:
 def cpwer_details(reference: dict[str, str], hypothesis: dict[str, str]) -> dict:
     """cpWER with its parts: {"cpwer", "errors", "ref_words", "mapping"} where `mapping`
     sends each reference speaker to its hypothesis speaker under the best one-to-one
-    assignment (None: matched to nothing). Same value as `cpwer`."""
+    assignment (None: matched to nothing)."""
     import numpy as np
     from scipy.optimize import linear_sum_assignment
 

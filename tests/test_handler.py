@@ -12,7 +12,6 @@ from speech_endpoint.errors import ClientError
 @pytest.fixture(scope="module")
 def handler(tiny_models, request):
     import os
-    import sys
 
     from conftest import REPO
 
