@@ -63,14 +63,18 @@ class EndpointHandler:
         speech = has_speech(audio.samples, audio.sample_rate)
         transcript = self.asr.transcribe(audio, plan.decode) if speech else Transcript("", [])
         transcribed = time.perf_counter()
-        diarization = self._diarize(audio, config) if plan.diarize and speech else (Diarization() if plan.diarize else None)
+        diarization = None  # did not run; an empty Diarization means it found nobody
+        if plan.diarize:
+            diarization = self.diarizer(
+                audio, num_speakers=config.num_speakers, min_speakers=config.min_speakers,
+                max_speakers=config.max_speakers) if speech else Diarization()
         finished = time.perf_counter()
         metadata = {
             "duration": round(audio.duration, 3),
             "language": transcript.language,
             "task": config.task,
             "assisted": plan.decode.use_assistant,
-            "batch_size": plan.decode.batch_size if not plan.decode.use_assistant else 1,
+            "batch_size": plan.decode.batch_size,
             "chunk_length_s": plan.decode.chunk_length_s,
             "timestamp_granularity": config.timestamp_granularity,
             "diarization": plan.diarize,
@@ -126,11 +130,6 @@ class EndpointHandler:
             prompt=config.prompt,
         )
         return Plan(decode=decode, diarize=diarize, notes=tuple(notes))
-
-    def _diarize(self, audio: Audio, config: InferenceConfig) -> Diarization:
-        assert self.diarizer is not None
-        return self.diarizer(audio, num_speakers=config.num_speakers,
-                             min_speakers=config.min_speakers, max_speakers=config.max_speakers)
 
     def _warmup(self) -> None:
         """One short decode so the first real request does not pay for lazy initialisation."""
