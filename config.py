@@ -41,6 +41,9 @@ class ModelSettings(BaseSettings):
     # 1.2x slower at 60 s on an A10G with large-v3 + distil-large-v3).
     auto_assist_max_s: float = Field(30.0, ge=0)
 
+    # torch threads on CPU (default: torch's choice, one per core). Replicas sharing cores
+    # stall badly when each uses all of them: set 1-2 there.
+    cpu_threads: int | None = Field(None, ge=1)
     # CPU only: "int8" quantises Whisper's Linear layers dynamically (faster, less accurate).
     quantize: Literal["none", "int8"] = "none"
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from config import InferenceConfig, ModelSettings
 from speech_endpoint import audio as audio_io
@@ -40,6 +41,8 @@ class EndpointHandler:
         self.settings = ModelSettings.from_env()
         s = self.settings
         started = time.perf_counter()
+        if s.cpu_threads:
+            torch.set_num_threads(s.cpu_threads)
         self.asr = WhisperASR(s.asr_model, assistant_id=s.assistant_model, token=s.token, quantize=s.quantize)
         self.diarizer = (
             Diarizer(s.diarization_model, token=s.token, device=self.asr.device)

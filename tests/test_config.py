@@ -110,3 +110,12 @@ def test_invalid_setting_message_never_shows_the_token(monkeypatch):
     with pytest.raises(ConfigurationError) as err:
         ModelSettings.from_env()
     assert "MAX_BATCH_SIZE" in str(err.value) and "hf_FAKE" not in str(err.value)
+
+
+def test_cpu_threads_setting(monkeypatch):
+    monkeypatch.setenv("ASR_MODEL", "x")
+    monkeypatch.setenv("CPU_THREADS", "2")
+    assert ModelSettings.from_env().cpu_threads == 2
+    monkeypatch.setenv("CPU_THREADS", "0")
+    with pytest.raises(ConfigurationError, match="CPU_THREADS"):
+        ModelSettings.from_env()
