@@ -10,24 +10,17 @@ from speech_endpoint.errors import ClientError
 
 
 @pytest.fixture(scope="module")
-def handler(tiny_models, request):
-    import os
+def handler(tiny_models):
+    from conftest import MODEL_ENV, REPO
+    from handler import EndpointHandler
 
-    from conftest import REPO
-
-    saved = {k: os.environ.get(k) for k in ("ASR_MODEL", "ASSISTANT_MODEL", "DIARIZATION_MODEL", "HF_TOKEN")}
-    os.environ.update(ASR_MODEL=str(tiny_models.whisper), ASSISTANT_MODEL=str(tiny_models.assistant),
-                      DIARIZATION_MODEL=str(tiny_models.diarization))
-    try:
-        from handler import EndpointHandler
-
+    with pytest.MonkeyPatch.context() as env:  # module-scoped, so no `monkeypatch` fixture
+        for name in MODEL_ENV:
+            env.delenv(name, raising=False)
+        env.setenv("ASR_MODEL", str(tiny_models.whisper))
+        env.setenv("ASSISTANT_MODEL", str(tiny_models.assistant))
+        env.setenv("DIARIZATION_MODEL", str(tiny_models.diarization))
         yield EndpointHandler(str(REPO))
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 SPEECHY = wav_bytes(bursts(4.0), 16000)
