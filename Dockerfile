@@ -1,5 +1,5 @@
 # Custom container for Hugging Face Inference Endpoints (or any Docker host): serves
-# handler.py with scripts/serve.py on port 80, health route /health.
+# handler.py with `python -m scripts.serve` on port 80, health route /health.
 #
 #   docker build -t speech-endpoint .
 #   docker run --gpus all -p 127.0.0.1:8080:80 -e ASR_MODEL=openai/whisper-large-v3 \
@@ -29,4 +29,4 @@ EXPOSE 80
 # Binds all interfaces without an API token: on Inference Endpoints the platform's proxy
 # authenticates every request before it reaches the container. Elsewhere publish the port
 # on loopback only (as above) or set API_TOKEN, which serve.py then requires on POST.
-CMD ["python", "scripts/serve.py", "--host", "0.0.0.0", "--port", "80", "--allow-unauthenticated"]
+CMD ["python", "-m", "scripts.serve", "--host", "0.0.0.0", "--port", "80", "--allow-unauthenticated"]

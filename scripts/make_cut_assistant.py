@@ -14,7 +14,6 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
 def cut_assistant(source: str, out_dir: Path, layers: int = 2) -> Path:

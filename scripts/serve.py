@@ -26,8 +26,6 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
 from speech_endpoint.server import (  # noqa: E402
     ServerSettings,

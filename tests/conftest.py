@@ -4,15 +4,11 @@ handlers built the way the platform builds them (repo folder on sys.path, then
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # the platform puts the repo folder on sys.path
-    sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "scripts"))
+REPO = Path(__file__).resolve().parent.parent  # on sys.path (pyproject.toml), as the platform does
 
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -28,7 +24,7 @@ MODEL_ENV = ("ASR_MODEL", "ASSISTANT_MODEL", "DIARIZATION_MODEL", "HF_TOKEN")
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory):
     """Paths of tiny random checkpoints: .whisper, .assistant, .diarization."""
-    from make_tiny_models import build_tiny_models
+    from support.tiny_models import build_tiny_models
 
     return build_tiny_models(tmp_path_factory.mktemp("tiny-models"))
 

@@ -4,7 +4,7 @@ import base64
 import numpy as np
 import pytest
 
-from audio_factory import CODECS, bursts, encode, video_only_bytes, wav_bytes
+from support.audio_factory import CODECS, bursts, encode, video_only_bytes, wav_bytes
 from speech_endpoint.audio import decode, payload_bytes
 from speech_endpoint.errors import ClientError
 

@@ -14,7 +14,7 @@ import pytest
 import srt
 import webvtt
 
-import client as cl
+from scripts import client as cl
 from test_server import (  # noqa: F401 - fast_models is a fixture used here
     FAKE_TOKEN,
     REPO,

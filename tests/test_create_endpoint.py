@@ -13,7 +13,7 @@ from pathlib import Path
 import huggingface_hub
 import pytest
 
-import create_endpoint as ce
+from scripts import create_endpoint as ce
 
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "create_endpoint.py"
 FAKE_TOKEN = "hf_FAKEtoken1234567890"

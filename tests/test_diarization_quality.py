@@ -19,8 +19,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-import oracle_diarization as oracle
-import scoring
+from evaluation import oracle_diarization as oracle
+from evaluation import scoring
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL_ENV = ("ASR_MODEL", "ASSISTANT_MODEL", "DIARIZATION_MODEL", "HF_TOKEN")

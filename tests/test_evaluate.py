@@ -2,17 +2,15 @@
 test double, and scripts/evaluate.py's scoring, aggregation and report writer."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import struct
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-import oracle_diarization as oracle
-import scoring
+from evaluation import oracle_diarization as oracle
+from evaluation import scoring
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -27,18 +25,11 @@ SPEAKER talk 1 9.500 0.000 <NA> <NA> bob <NA> <NA>
 # alice 0.5-3.5, bob 4-7, alice 6.5-9 (hand-over overlap 6.5-7), bob 7.2-7.5 (back-channel)
 
 
-def load_evaluate():
-    """scripts/evaluate.py under a name that cannot clash with the `evaluate` package."""
-    spec = importlib.util.spec_from_file_location("speech_evaluate", REPO / "scripts" / "evaluate.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it loads
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def evaluate():
-    return load_evaluate()
+    from evaluation import evaluate as module
+
+    return module
 
 
 @pytest.fixture
@@ -243,7 +234,7 @@ def test_bad_oracle_settings_are_refused(tmp_path, rttm):
 
 def test_handler_with_oracle_diarization_model(make_handler, tiny_models, tmp_path, rttm):
     """DIARIZATION_MODEL=<oracle folder>: the response's RTTM is the reference, relabelled."""
-    from audio_factory import bursts, wav_bytes
+    from support.audio_factory import bursts, wav_bytes
 
     handler = make_handler(ASR_MODEL=tiny_models.whisper,
                            DIARIZATION_MODEL=oracle.write_oracle_pipeline(tmp_path / "oracle", rttm))

@@ -5,7 +5,7 @@ import base64
 import numpy as np
 import pytest
 
-from audio_factory import bursts, encode, wav_bytes
+from support.audio_factory import bursts, encode, wav_bytes
 from speech_endpoint.errors import ClientError
 
 

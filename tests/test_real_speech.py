@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import scoring
+from evaluation import scoring
 
 REPO = Path(__file__).resolve().parent.parent
 MODEL_ENV = ("ASR_MODEL", "ASSISTANT_MODEL", "DIARIZATION_MODEL", "HF_TOKEN")

@@ -60,8 +60,6 @@ import transformers, huggingface_hub
 
 transformers.logging.set_verbosity_debug()
 huggingface_hub.logging.set_verbosity_debug()
-sys.path.insert(0, os.environ["REPO"])
-sys.path.insert(0, os.path.join(os.environ["REPO"], "tests"))
 
 import torch
 torch.set_num_threads(1)
@@ -138,7 +136,7 @@ def handler_output(tiny_models, tmp_path_factory) -> str:
     folder = tmp_path_factory.mktemp("secrets-handler")
     script = folder / "run.py"
     script.write_text(HANDLER_RUN)
-    env = clean_env(REPO=str(REPO), HF_TOKEN=FAKE_TOKEN, ASR_MODEL=str(tiny_models.whisper),
+    env = clean_env(REPO=str(REPO), PYTHONPATH=os.pathsep.join([str(REPO), str(REPO / "tests")]), HF_TOKEN=FAKE_TOKEN, ASR_MODEL=str(tiny_models.whisper),
                     ASSISTANT_MODEL=str(tiny_models.assistant), DIARIZATION_MODEL=str(tiny_models.diarization),
                     WARMUP="true", PYTHONWARNINGS="always")
     result = subprocess.run([sys.executable, str(script)], cwd=REPO, env=env, capture_output=True,

@@ -234,10 +234,10 @@ def test_dockerfile_runs_the_tested_command(server):
     assert re.search(r"^COPY \. \.\s*$", text, re.M)
     assert re.search(r"^EXPOSE 80\s*$", text, re.M)
     command = dockerfile_command()
-    assert command[:2] == ["python", "scripts/serve.py"]
+    assert command[:3] == ["python", "-m", "scripts.serve"]
     assert command[command.index("--host") + 1] == "0.0.0.0"
     assert command[command.index("--port") + 1] == "80"
-    assert (REPO / command[1]).is_file()
+    assert (REPO / "scripts" / "serve.py").is_file()
     # The server under test runs exactly that command line, only host/port/interpreter differ.
     expected = [sys.executable, *command[1:]]
     expected[expected.index("--host") + 1] = "127.0.0.1"
@@ -511,15 +511,14 @@ def test_internal_fault_is_500_with_request_id_and_nothing_leaks(fault_server):
 
 
 def test_refuses_to_listen_beyond_loopback_without_a_token():
-    argv = [sys.executable, str(REPO / "scripts" / "serve.py"), "--host", "0.0.0.0", "--port", str(free_port())]
-    result = subprocess.run(argv, env=clean_env(), capture_output=True, text=True, timeout=120)
+    argv = [sys.executable, "-m", "scripts.serve", "--host", "0.0.0.0", "--port", str(free_port())]
+    result = subprocess.run(argv, cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert "API_TOKEN" in result.stderr and "--allow-unauthenticated" in result.stderr
 
 
 def test_loopback_detection():
-    sys.path.insert(0, str(REPO / "scripts"))
-    import serve
+    from scripts import serve
 
     assert all(serve.is_loopback(h) for h in ("127.0.0.1", "localhost", "::1", "[::1]", "127.0.0.2"))
     assert not any(serve.is_loopback(h) for h in ("0.0.0.0", "::", "192.168.1.5", "example.com"))

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-import make_tiny_models as mtm
+from support import tiny_models as mtm
 
 transformers = pytest.importorskip("transformers")
 TRANSFORMERS_MAJOR = int(transformers.__version__.split(".")[0])

@@ -12,10 +12,10 @@ import pytest
 import srt
 import webvtt
 
-import transcribe as tr
+from scripts import transcribe as tr
 from test_server import FAKE_TOKEN, REPO, clean_env, fast_models, speech_wav  # noqa: F401 - fixture
 
-SCRIPT = REPO / "scripts" / "transcribe.py"
+SCRIPT = ["-m", "scripts.transcribe"]
 
 
 def read_vtt(text: str):
@@ -31,7 +31,7 @@ def test_writes_json_srt_and_vtt_that_parse(fast_models, tmp_path):
         (inputs / name).write_bytes(speech_wav(seed=seed))
     out = tmp_path / "out"
     env = clean_env(ASR_MODEL=str(whisper), DIARIZATION_MODEL=str(diarization), WARMUP="false", HF_TOKEN=FAKE_TOKEN)
-    result = subprocess.run([sys.executable, str(SCRIPT), str(inputs / "first.wav"), str(inputs / "second.wav"),
+    result = subprocess.run([sys.executable, *SCRIPT, str(inputs / "first.wav"), str(inputs / "second.wav"),
                              "--output", str(out), "--language", "en", "--num-speakers", "1", "--progress"],
                             capture_output=True, text=True, env=env, timeout=600, cwd=REPO)
     assert result.returncode == 0, result.stderr

@@ -2,7 +2,7 @@
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from audio_factory import bursts
+from support.audio_factory import bursts
 from speech_endpoint.vad import has_speech
 from speech_endpoint.windows import speech_windows
 

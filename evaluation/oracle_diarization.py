@@ -59,7 +59,7 @@ try:  # the pure helpers work without pyannote.audio; the pipeline class needs i
 except ImportError:  # pragma: no cover - pyannote.audio is a dependency of the endpoint
     _PipelineBase = object  # type: ignore[assignment,misc]
 
-CLASS_NAME = "oracle_diarization.OracleDiarization"
+CLASS_NAME = "evaluation.oracle_diarization.OracleDiarization"
 
 
 class RTTMTurn(NamedTuple):

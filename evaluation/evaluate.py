@@ -68,12 +68,9 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-for _path in (REPO / "scripts", REPO):
-    if str(_path) not in sys.path:
-        sys.path.insert(0, str(_path))
 
-import oracle_diarization as oracle  # noqa: E402
-import scoring  # noqa: E402
+from evaluation import oracle_diarization as oracle  # noqa: E402
+from evaluation import scoring  # noqa: E402
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".webm", ".aac"})
 MODES = ("oracle", "oracle-jitter", "model", "none")

@@ -77,7 +77,6 @@ def _speech(audio: str | None, seconds: float, count: int, seed: int):
         samples, rate = sf.read(audio, dtype="float32", always_2d=True)
         samples = samples.mean(axis=1)
         if rate != 16000:
-            sys.path.insert(0, str(REPO))
             from speech_endpoint.audio import resample
 
             samples = resample(samples, rate, 16000)
@@ -181,7 +180,7 @@ class Server:
             env["DIARIZATION_MODEL"] = args.diarization_model
         if not env.get("ASR_MODEL"):
             raise SystemExit("loadtest.py: set ASR_MODEL (or --asr-model) for the server to load, or pass --url")
-        argv = [sys.executable, str(REPO / "scripts" / "serve.py"), "--host", "127.0.0.1", "--port", str(port),
+        argv = [sys.executable, "-m", "scripts.serve", "--host", "127.0.0.1", "--port", str(port),
                 "--log-level", "warning"]
         if args.max_queue is not None:
             argv += ["--max-queue", str(args.max_queue)]

@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO), str(REPO / "scripts")]
 
 
 def parse_args(argv=None):
@@ -109,8 +108,7 @@ class local_server:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
         env = {**os.environ, "OMP_NUM_THREADS": str(self.threads)}
-        self.proc = subprocess.Popen([sys.executable, str(REPO / "scripts" / "serve.py"), "--host", "127.0.0.1",
-                                      "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen([sys.executable, "-m", "scripts.serve", "--host", "127.0.0.1", "--port", str(port)], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
         deadline = time.time() + 600
         while time.time() < deadline:
@@ -207,7 +205,7 @@ def main(argv=None) -> int:
 
     quality = {}
     if args.reference_text:
-        from scoring import wer
+        from evaluation.scoring import wer
 
         reference = Path(args.reference_text).read_text()
         for (name, clip), text in texts.items():

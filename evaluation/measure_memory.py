@@ -71,7 +71,6 @@ def long_wav(source: str, seconds: float) -> bytes:
 
 def child(args: argparse.Namespace) -> int:
     """Runs in a fresh process: load, measure, one request, measure; prints one JSON line."""
-    sys.path.insert(0, str(REPO))
     import torch
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
@@ -110,7 +109,7 @@ def child(args: argparse.Namespace) -> int:
 def run_one(args: argparse.Namespace, minutes: float) -> dict:
     import psutil
 
-    argv = [sys.executable, __file__, "--child-minutes", str(minutes), "--model", args.model,
+    argv = [sys.executable, "-m", "evaluation.measure_memory", "--child-minutes", str(minutes), "--model", args.model,
             "--audio", args.audio, "--batch-size", str(args.batch_size)]
     if args.language:
         argv += ["--language", args.language]

@@ -1,0 +1,1 @@
+"""Evaluation, benchmarks and test doubles: what measures the endpoint, not what serves it."""

@@ -1,0 +1,1 @@
+"""Test support: tiny offline checkpoints, generated audio, server launchers."""
