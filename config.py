@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from speech_endpoint.errors import ClientError
 from speech_endpoint.languages import normalize_language
+from speech_endpoint.schema import SAMPLE_RATE
 
 
 class ConfigurationError(RuntimeError):
@@ -93,7 +94,7 @@ class InferenceConfig(BaseModel):
     # 0 = sequential long-form decoding (no chunking); otherwise chunk size in seconds.
     chunk_length_s: float = Field(30.0, ge=0, le=30)
     # Only used for raw PCM input (`input_format`); containers carry their own rate.
-    sampling_rate: int = Field(16000, ge=1000, le=384000)
+    sampling_rate: int = Field(SAMPLE_RATE, ge=1000, le=384000)
     input_format: Literal["auto", "pcm_s16le", "pcm_f32le"] = "auto"
     language: str | None = None
     # Bounded: pyannote fails on 256 or more (uint8 speaker counts); no real audio needs that.

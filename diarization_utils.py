@@ -28,15 +28,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
-from speech_endpoint.schema import Segment, Turn, Utterance, Word
-from speech_endpoint.sentences import join_words, sentence_ranges, word_span
+from speech_endpoint.schema import Attribution, Diarization, Turn, Utterance, Word
+from speech_endpoint.sentences import join_words, monotonic, segments_from_words, sentence_ranges, word_span
 
 __all__ = [
+    "attribute",
     "assign_speakers",
     "speaker_label_map",
     "relabel_in_order",
     "group_utterances",
-    "nearest_chunk_end_speakers",
 ]
 
 T = TypeVar("T", Word, Utterance, Turn)
@@ -45,7 +45,7 @@ T = TypeVar("T", Word, Utterance, Turn)
 # ---- turns as per-speaker coverage ----------------------------------------------------
 
 
-def _clean_turns(turns: Iterable[Turn]) -> list[Turn]:
+def clean_turns(turns: Iterable[Turn]) -> list[Turn]:
     """Finite turns, start <= end (a reversed turn becomes its midpoint), sorted by time."""
     cleaned = []
     for turn in turns:
@@ -245,6 +245,24 @@ def _claim_orphans(
 # ---- public API ----------------------------------------------------------------------------
 
 
+def attribute(words: Sequence[Word], diarization: Diarization | None) -> Attribution:
+    """The product's key step: words with speakers, cut into sentence segments and speaker
+    utterances, with the full diarization renamed like the words.
+
+    `diarization` None means it did not run (speakers stay None); an empty one means it
+    found nobody. Speakers are named SPEAKER_00, 01, ... in order of first appearance in
+    the words, then in the full diarization (speakers who said no recognised word)."""
+    words = list(words)
+    if diarization is None or not words:
+        turns = relabel_in_order(diarization.full) if diarization is not None else []
+        return Attribution(words=words, segments=segments_from_words(words), turns=turns)
+    raw = assign_speakers(words, diarization.exclusive, relabel=False)
+    mapping = speaker_label_map(raw, diarization.full or diarization.exclusive)
+    words = relabel_in_order(raw, mapping)
+    return Attribution(words=words, segments=segments_from_words(words), utterances=group_utterances(words),
+                       turns=relabel_in_order(diarization.full, mapping))
+
+
 def assign_speakers(
     words: Sequence[Word],
     turns: Sequence[Turn],
@@ -276,7 +294,7 @@ def assign_speakers(
     No usable turns (none, or none with finite times): every word gets speaker None,
     leaving the caller to decide (e.g. report no speakers).
     """
-    clean = _clean_turns(turns)
+    clean = clean_turns(turns)
     if not clean:
         return [replace(w, speaker=None) for w in words]
     if not words:
@@ -334,63 +352,15 @@ def group_utterances(words: Sequence[Word], *, duration: float | None = None) ->
     and clamped to [0, duration] when `duration` is given. Words without a speaker
     (assign_speakers had no turns) belong to no utterance: with no turns there are no
     speakers to report."""
-    utterances: list[Utterance] = []
-    previous_end = 0.0 if duration is not None else -math.inf
-    run: list[Word] = []
-
-    def flush() -> None:
-        nonlocal previous_end
-        if not run:
-            return
-        spans = [word_span(w) for w in run]
-        start = max(spans[0][0], previous_end)
-        end = max(max(e for _, e in spans), start)
-        if duration is not None:
-            start, end = min(start, duration), min(end, duration)
-        utterances.append(Utterance(speaker=run[0].speaker, text=join_words(run), start=start, end=end))
-        previous_end = end
-        run.clear()
-
+    runs: list[list[Word]] = []
     for word in words:
         if word.speaker is None:
             continue
-        if run and word.speaker != run[0].speaker:
-            flush()
-        run.append(word)
-    flush()
-    return utterances
-
-
-def nearest_chunk_end_speakers(segments: Sequence[Segment], turns: Sequence[Turn]) -> list[Utterance]:
-    """The OLD reference attribution, kept only so the evaluation can compare against it.
-
-    As in the reference's `post_process_segments_and_transcripts`: consecutive turns of one
-    speaker are merged into a super-turn ending where the next speaker starts (the last
-    one at its own end); for each super-turn in order, the remaining Whisper chunks up to
-    the one whose end is nearest the super-turn's end go, whole, to that speaker (chunks
-    with no end never match unless nothing else is left). Chunks left after the last
-    super-turn are dropped, as in the reference. No turns or no segments: [] (the
-    reference crashed on no turns)."""
-    clean = _clean_turns(turns)
-    if not clean or not segments:
-        return []
-    supers: list[tuple[str, float, float]] = []
-    current = clean[0]
-    for turn in clean[1:]:
-        if turn.speaker != current.speaker:
-            supers.append((current.speaker, current.start, turn.start))
-            current = turn
-    supers.append((current.speaker, current.start, clean[-1].end))
-
-    remaining = list(segments)
-    utterances: list[Utterance] = []
-    for speaker, _, end_time in supers:
-        if not remaining:
-            break
-        ends = [s.end if math.isfinite(s.end) else math.inf for s in remaining]
-        upto = min(range(len(ends)), key=lambda i: abs(ends[i] - end_time))
-        taken, remaining = remaining[: upto + 1], remaining[upto + 1 :]
-        text = " ".join(s.text.strip() for s in taken if s.text.strip())
-        start = taken[0].start
-        utterances.append(Utterance(speaker=speaker, text=text, start=start, end=max(taken[-1].end, start)))
-    return utterances
+        if runs and word.speaker == runs[-1][0].speaker:
+            runs[-1].append(word)
+        else:
+            runs.append([word])
+    spans = [(word_span(run[0])[0], max(word_span(w)[1] for w in run)) for run in runs]
+    floor = 0.0 if duration is not None else None
+    return [Utterance(speaker=run[0].speaker, text=join_words(run), start=start, end=end)
+            for run, (start, end) in zip(runs, monotonic(spans, floor=floor, ceiling=duration))]

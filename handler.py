@@ -4,36 +4,51 @@ and speaker labels out.
 The platform builds `EndpointHandler(path)` once, then calls it per request with
 `{"inputs": base64 str | bytes, "parameters": {...}}`. Anything raised reaches the client
 as HTTP 400 `{"error": str(e)}`, so client mistakes raise `ClientError` with a plain message.
+
+A request runs through public stages, in this order; scripts and tests call them directly:
+check -> decode -> speech -> transcribe -> diarize -> attribute -> render.
 """
 from __future__ import annotations
 
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
+import diarization_utils
 from config import InferenceConfig, ModelSettings
 from speech_endpoint import audio as audio_io
+from speech_endpoint import response
 from speech_endpoint.asr import DecodeOptions, WhisperASR
-from speech_endpoint.diarizer import Diarization, Diarizer
+from speech_endpoint.diarizer import Diarizer
 from speech_endpoint.errors import ClientError
-from speech_endpoint.response import build_response
-from speech_endpoint.schema import Audio, ResponseJSON, Transcript
-from speech_endpoint.vad import has_speech
+from speech_endpoint.schema import (
+    SAMPLE_RATE,
+    Attribution,
+    Audio,
+    Diarization,
+    MetadataJSON,
+    ResponseJSON,
+    SpeechActivity,
+    Transcript,
+)
+from speech_endpoint.speech_activity import energy_activity, has_speech
 
 log = logging.getLogger("speech_endpoint")
 
 
 @dataclass(frozen=True)
-class Plan:
-    """What one request will run, decided before any audio work."""
+class Request:
+    """A checked request: its parameters and what this endpoint runs for it, decided before
+    any audio work. `assisted` is "auto" until the audio's duration is known."""
 
-    decode: DecodeOptions
+    config: InferenceConfig
+    batch_size: int
+    assisted: bool | Literal["auto"]
     diarize: bool
-    notes: tuple[str, ...] = ()
 
 
 class EndpointHandler:
@@ -52,90 +67,120 @@ class EndpointHandler:
             self._warmup()
         log.info("models loaded in %.1f s (device %s)", time.perf_counter() - started, self.asr.device)
 
-    def __call__(self, data: dict[str, Any]) -> ResponseJSON:
+    def __call__(self, data: dict[str, Any], progress=None) -> ResponseJSON:
+        """One request. `progress(done_s, total_s)`, for command lines, is called as
+        Whisper's windows finish."""
         started = time.perf_counter()
+        request = self.check(data)
+        audio = self.decode(data, request)
+        decoded = time.perf_counter()
+        activity = self.speech(audio)
+        options = self.decode_options(request, audio.duration)
+        transcript = self.transcribe(audio, activity, options, progress=progress)
+        transcribed = time.perf_counter()
+        diarization = self.diarize(audio, activity, request)
+        attribution = self.attribute(transcript, diarization)
+        finished = time.perf_counter()
+        timings = {"decode_s": decoded - started, "asr_s": transcribed - decoded,
+                   "diarization_s": finished - transcribed, "total_s": time.perf_counter() - started}
+        return self.render(request, audio, activity, options, transcript, attribution, timings)
+
+    # ---- stages -----------------------------------------------------------------------------
+
+    def check(self, data: Any) -> Request:
+        """Validate the body's shape and parameters against what this endpoint has;
+        refuses (ClientError) before any audio is decoded."""
         if not isinstance(data, dict):
             raise ClientError("The request body must be a JSON object with 'inputs'")
         config = InferenceConfig.from_parameters(data.get("parameters"))
-        self.plan(config, duration=0.0)  # refuse what this endpoint cannot do before decoding
-        payload = audio_io.payload_bytes(data.get("inputs"), self.settings.max_payload_bytes)
-        audio = audio_io.decode(payload, input_format=config.input_format,
-                                sampling_rate=config.sampling_rate, max_seconds=self.settings.max_audio_s)
-        plan = self.plan(config, duration=audio.duration)
-        decoded = time.perf_counter()
-        speech = has_speech(audio.samples, audio.sample_rate)
-        transcript = self.asr.transcribe(audio, plan.decode) if speech else Transcript("", [])
-        transcribed = time.perf_counter()
-        diarization = None  # did not run; an empty Diarization means it found nobody
-        if plan.diarize:
-            diarization = self.diarizer(
-                audio, num_speakers=config.num_speakers, min_speakers=config.min_speakers,
-                max_speakers=config.max_speakers) if speech else Diarization()
-        finished = time.perf_counter()
-        metadata = {
-            "duration": round(audio.duration, 3),
-            "language": transcript.language,
-            "task": config.task,
-            "assisted": plan.decode.use_assistant,
-            "batch_size": plan.decode.batch_size,
-            "chunk_length_s": plan.decode.chunk_length_s,
-            "timestamp_granularity": config.timestamp_granularity,
-            "diarization": plan.diarize,
-            "speech_detected": speech,
-            "notes": list(plan.notes),
-            "timings": {
-                "decode_s": round(decoded - started, 3),
-                "asr_s": round(transcribed - decoded, 3),
-                "diarization_s": round(finished - transcribed, 3),
-                "total_s": round(time.perf_counter() - started, 3),
-            },
-        }
-        return build_response(
-            transcript,
-            exclusive_turns=diarization.exclusive if diarization is not None else None,
-            full_turns=diarization.full if diarization is not None else None,
-            output_formats=config.output_formats,
-            word_chunks=config.timestamp_granularity == "word",
-            metadata=metadata,
-        )
-
-    def plan(self, config: InferenceConfig, duration: float) -> Plan:
-        """Check the request against what this endpoint has, and decide how to decode
-        `duration` seconds of audio."""
         s = self.settings
         batch_size = config.batch_size
         if batch_size > s.max_batch_size:
             if "batch_size" in config.model_fields_set:
                 raise ClientError(f"parameter 'batch_size': at most {s.max_batch_size} on this endpoint")
             batch_size = s.max_batch_size  # the default (24) must not refuse requests on a smaller limit
-        diarize = self.diarizer is not None and config.diarize is not False
         if self.diarizer is None and (config.wants_speakers or config.diarize or "rttm" in config.output_formats):
             raise ClientError(
                 "Speaker diarization was requested (diarize, num_speakers, min_speakers, max_speakers "
                 "or rttm) but this endpoint has no DIARIZATION_MODEL configured"
             )
         assisted = config.assisted if config.assisted is not None else s.default_assisted
-        notes: list[str] = []
         if assisted is True and self.asr.assistant is None:
             raise ClientError("parameter 'assisted': this endpoint has no ASSISTANT_MODEL configured")
-        # "auto": the assistant where it wins (audio that fits one window is decoded at
-        # batch 1 anyway); batched windows for longer audio.
-        use_assistant = self.asr.assistant is not None and (
-            assisted is True or (assisted == "auto" and duration <= s.auto_assist_max_s))
-        if use_assistant and config.batch_size != 1:
+        return Request(config=config, batch_size=batch_size, assisted=assisted,
+                       diarize=self.diarizer is not None and config.diarize is not False)
+
+    def decode(self, data: dict[str, Any], request: Request) -> Audio:
+        """The request's audio as mono 16 kHz float32, decoded once, in memory."""
+        payload = audio_io.payload_bytes(data.get("inputs"), self.settings.max_payload_bytes)
+        return audio_io.decode(payload, input_format=request.config.input_format,
+                               sampling_rate=request.config.sampling_rate, max_seconds=self.settings.max_audio_s)
+
+    def speech(self, audio: Audio) -> SpeechActivity:
+        """Where the audio has speech: the request's one speech-activity pass, which decides
+        whether Whisper runs at all and where its windows are cut."""
+        return energy_activity(audio.samples, audio.sample_rate)
+
+    def decode_options(self, request: Request, duration: float) -> DecodeOptions:
+        """How to decode `duration` seconds: "auto" takes the assistant where it wins
+        (audio up to AUTO_ASSIST_MAX_S is one window, decoded at batch 1 anyway) and
+        batched windows for longer audio."""
+        has_assistant = self.asr.assistant is not None
+        use_assistant = has_assistant and (
+            request.assisted is True
+            or (request.assisted == "auto" and duration <= self.settings.auto_assist_max_s))
+        config = request.config
+        return DecodeOptions(task=config.task, language=config.language, chunk_length_s=config.chunk_length_s,
+                             batch_size=1 if use_assistant else request.batch_size,
+                             use_assistant=use_assistant, prompt=config.prompt)
+
+    def transcribe(self, audio: Audio, activity: SpeechActivity, options: DecodeOptions,
+                   progress=None) -> Transcript:
+        """Whisper's words with times; nothing is decoded where there is no speech.
+        `progress(done_s, total_s)` is called as windows finish (for CLIs)."""
+        if not has_speech(activity):
+            return Transcript("", [], options.language)
+        return self.asr.transcribe(audio, activity, options, progress=progress)
+
+    def diarize(self, audio: Audio, activity: SpeechActivity, request: Request) -> Diarization | None:
+        """Who spoke when: None when diarization does not run for this request, empty
+        when there is no speech."""
+        if not request.diarize:
+            return None
+        if not has_speech(activity):
+            return Diarization()
+        c = request.config
+        return self.diarizer(audio, num_speakers=c.num_speakers, min_speakers=c.min_speakers,
+                             max_speakers=c.max_speakers)
+
+    def attribute(self, transcript: Transcript, diarization: Diarization | None) -> Attribution:
+        """Every word to exactly one speaker, then sentences and utterances."""
+        return diarization_utils.attribute(transcript.words, diarization)
+
+    def render(self, request: Request, audio: Audio, activity: SpeechActivity, options: DecodeOptions,
+               transcript: Transcript, attribution: Attribution, timings: dict[str, float]) -> ResponseJSON:
+        config = request.config
+        notes = []
+        if options.use_assistant and config.batch_size != 1:
             notes.append("the assistant runs at batch size 1 (speculative decoding decodes one sequence)")
-        decode = DecodeOptions(
-            task=config.task,
-            language=config.language,
-            chunk_length_s=config.chunk_length_s,
-            batch_size=1 if use_assistant else batch_size,
-            use_assistant=use_assistant,
-            prompt=config.prompt,
-        )
-        return Plan(decode=decode, diarize=diarize, notes=tuple(notes))
+        metadata: MetadataJSON = {
+            "duration": round(audio.duration, 3),
+            "language": transcript.language,
+            "task": config.task,
+            "assisted": options.use_assistant,
+            "batch_size": options.batch_size,
+            "chunk_length_s": options.chunk_length_s,
+            "timestamp_granularity": config.timestamp_granularity,
+            "diarization": request.diarize,
+            "speech_detected": has_speech(activity),
+            "notes": notes,
+            "timings": {name: round(value, 3) for name, value in timings.items()},  # type: ignore[typeddict-item]
+        }
+        return response.render(transcript.text, attribution, output_formats=config.output_formats,
+                               word_chunks=config.timestamp_granularity == "word", metadata=metadata)
 
     def _warmup(self) -> None:
         """One short decode so the first real request does not pay for lazy initialisation."""
-        rng = np.random.default_rng(0)
-        samples = (0.1 * rng.standard_normal(16000)).astype(np.float32)
-        self.asr.transcribe(Audio(samples), DecodeOptions(batch_size=1))
+        noise = (0.1 * np.random.default_rng(0).standard_normal(SAMPLE_RATE)).astype(np.float32)
+        activity = energy_activity(noise, SAMPLE_RATE)
+        self.asr.transcribe(Audio(noise), activity, DecodeOptions(batch_size=1))

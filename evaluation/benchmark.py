@@ -4,7 +4,7 @@ plain transformers pipeline with the reference settings (chunk 30 s, batch 24, g
 timestamps) measured in the same run.
 
     ASR_MODEL=openai/whisper-large-v3 ASSISTANT_MODEL=distil-whisper/distil-large-v3 \\
-        python scripts/benchmark.py --audio speech.wav --runs 5 --output bench
+        python -m evaluation.benchmark --audio speech.wav --runs 5 --output bench
 
 Short audio is the first `--short-s` seconds of `--audio`, long audio is its first
 `--long-s` seconds. Every row reports min / median / p90 / p95 / max over `--runs` timed

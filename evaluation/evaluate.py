@@ -3,7 +3,7 @@
 reference's speaker attribution for comparison.
 
     OMP_NUM_THREADS=1 ASR_MODEL=/work/shared/models/whisper-base \\
-        python scripts/evaluate.py /work/shared/audio/dialogue --diarization oracle-jitter \\
+        python -m evaluation.evaluate /work/shared/audio/dialogue --diarization oracle-jitter \\
         --jitter 0.25 --seed 0 --seeds 5 --output eval-out
 
 Inputs (positional, any mix): a folder (every audio file in it), an audio file, or a JSON /
@@ -17,7 +17,7 @@ from the environment: ASR_MODEL, ASSISTANT_MODEL, ...; `--asr-model` overrides A
 called with `{"inputs": <audio bytes>, "parameters": {..., "output_formats": ["rttm"]}}`.
 
 `--diarization`:
-  oracle         the oracle test double (scripts/oracle_diarization.py) over the file's own .rttm,
+  oracle         the oracle test double (evaluation/oracle_diarization.py) over the file's own .rttm,
                  loaded through `Pipeline.from_pretrained(folder)` like any pyannote pipeline;
   oracle-jitter  as oracle, plus the same turns with every boundary moved at random by up to
                  `--jitter` seconds, for seeds `--seed` .. `--seed + --seeds - 1`;
@@ -27,14 +27,12 @@ With a diarization, the OLD reference attribution (`nearest_chunk_end_speakers`:
 sentence chunks given to the speaker whose turn ends nearest) is scored on the same ASR
 output and the same turns, as "nearest-chunk-end".
 
-Whisper runs once per file: the first request records the handler's ASR result, and the
-other conditions (jittered oracles, the no-diarization request for the chunks) replay it
-while everything else - the pyannote pipeline load and call, the compat layer, the word
-merge, the response - runs for real. A replayed copy of the first request is checked to
-equal it (`replay_consistent`).
+Whisper runs once per file: the handler's public stages are called in turn (check,
+decode, speech, transcribe), then every condition diarizes (each pipeline loaded with the
+handler's own `Diarizer`), attributes and renders that one transcript.
 
 Metrics (per file and overall; overall = summed errors over summed reference sizes):
-  WER       jiwer on Whisper's English normaliser (scripts/scoring.py), hypothesis `text`;
+  WER       jiwer on Whisper's English normaliser (evaluation/scoring.py), hypothesis `text`;
   cpWER     concatenated minimum-permutation WER of the response's `speakers` against the
             .stm speakers (normalised the same way); cpWER - WER is what the attribution costs;
   DER, JER  pyannote.metrics on the response's `rttm` (full diarization) against the .rttm,
@@ -71,6 +69,10 @@ REPO = Path(__file__).resolve().parent.parent
 
 from evaluation import oracle_diarization as oracle  # noqa: E402
 from evaluation import scoring  # noqa: E402
+from evaluation.baseline import nearest_chunk_end_speakers  # noqa: E402
+from speech_endpoint.formats import parse_rttm  # noqa: E402
+from speech_endpoint.schema import Segment, Turn  # noqa: E402
+from speech_endpoint.turns import sort_turns  # noqa: E402
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".webm", ".aac"})
 MODES = ("oracle", "oracle-jitter", "model", "none")
@@ -108,7 +110,7 @@ class Item:
         uris = oracle.read_rttm(self.rttm)
         return None if len(uris) <= 1 else self.uri
 
-    def reference_turns(self, duration: float | None = None) -> list[oracle.RTTMTurn]:
+    def reference_turns(self, duration: float | None = None) -> list[Turn]:
         if not self.rttm:
             return []
         return oracle.crop_turns(oracle.rttm_turns(self.rttm, self.rttm_uri()), duration)
@@ -174,11 +176,21 @@ def _environ(**values: str | None) -> Iterator[None]:
                 os.environ[key] = value
 
 
+@dataclass
+class Prepared:
+    """One file through the handler's stages up to its transcript (Whisper ran once)."""
+
+    request: Any
+    audio: Any
+    activity: Any
+    options: Any
+    transcript: Any
+
+
 class Harness:
-    """One `EndpointHandler` plus the two in-process hooks the evaluation needs: swapping
-    its diarizer for another pipeline folder, and recording/replaying its ASR result so
-    Whisper runs once per file. (Relies on the handler's `asr.transcribe` and `diarizer`
-    attributes.)"""
+    """One `EndpointHandler`, driven through its public stages: each file is transcribed
+    once, then diarized and attributed under every condition (other pipelines are loaded
+    with the same `Diarizer` class the handler uses)."""
 
     def __init__(self, *, diarization_model: str | None, asr_model: str | None = None, keep_env: bool = False):
         env: dict[str, str | None] = {} if keep_env else {"DIARIZATION_MODEL": diarization_model}
@@ -193,66 +205,50 @@ class Harness:
         self.asr_model = self.handler.settings.asr_model
         self.diarization_model = self.handler.settings.diarization_model
 
-    def __call__(self, request: dict) -> dict:
-        return self.handler(request)
+    def prepare(self, audio_bytes: bytes, parameters: dict) -> Prepared:
+        h = self.handler
+        data = {"inputs": audio_bytes, "parameters": parameters}
+        request = h.check(data)
+        audio = h.decode(data, request)
+        activity = h.speech(audio)
+        options = h.decode_options(request, audio.duration)
+        return Prepared(request, audio, activity, options, h.transcribe(audio, activity, options))
 
-    def use_diarization(self, folder: str | Path) -> None:
+    def diarize(self, prepared: Prepared, pipeline: str | Path | None = None):
+        """The handler's own diarization, or that of the pipeline folder `pipeline`."""
+        if pipeline is None:
+            return self.handler.diarize(prepared.audio, prepared.activity, prepared.request)
         from speech_endpoint.diarizer import Diarizer
 
-        self.handler.diarizer = Diarizer(str(folder), token=self.handler.settings.token,
-                                         device=self.handler.asr.device)
+        config = prepared.request.config
+        return Diarizer(str(pipeline), device=self.handler.asr.device)(
+            prepared.audio, num_speakers=config.num_speakers, min_speakers=config.min_speakers,
+            max_speakers=config.max_speakers)
 
-    @contextmanager
-    def recording(self) -> Iterator[list]:
-        """Calls inside the block run Whisper; the list receives (audio, transcript) pairs."""
-        asr = self.handler.asr
-        real = asr.transcribe
-        seen: list = []
-
-        def transcribe(*args, **kwargs):
-            result = real(*args, **kwargs)
-            seen.append((args[0] if args else kwargs.get("audio"), result))
-            return result
-
-        asr.transcribe = transcribe
-        try:
-            yield seen
-        finally:
-            del asr.transcribe  # back to the class's method
-
-    @contextmanager
-    def replaying(self, transcript) -> Iterator[None]:
-        """Calls inside the block get `transcript` instead of running Whisper."""
-        asr = self.handler.asr
-
-        def transcribe(*args, **kwargs):
-            if transcript is None:
-                raise RuntimeError("nothing recorded to replay")
-            return transcript
-
-        asr.transcribe = transcribe
-        try:
-            yield
-        finally:
-            del asr.transcribe
-
-
-def _comparable(response: dict) -> dict:
-    return {k: v for k, v in response.items() if k != "metadata"}
+    def respond(self, prepared: Prepared, diarization) -> dict:
+        """The response the handler gives for this transcript and diarization."""
+        h = self.handler
+        attribution = h.attribute(prepared.transcript, diarization)
+        return h.render(prepared.request, prepared.audio, prepared.activity, prepared.options,
+                        prepared.transcript, attribution, timings={})
 
 
 # ---- scoring one response ---------------------------------------------------------------
+
+
+def _rows(turns) -> list[tuple[float, float, str]]:
+    """Turns as (start, end, speaker) rows, the form the scoring functions take."""
+    return [(t.start, t.end, t.speaker) for t in turns]
 
 
 def _turn_rows(turns) -> list[list]:
     return [[round(float(t[0]), 3), round(float(t[1]), 3), str(t[2])] for t in turns]
 
 
-def response_turns(response: dict) -> list[oracle.RTTMTurn]:
+def response_turns(response: dict) -> list[tuple[float, float, str]]:
     """The full diarization a response carries in `rttm` (its SPEAKER_xx labels)."""
-    text = response.get("rttm") or ""
-    by_uri = oracle.parse_rttm(text, source="response rttm")
-    return oracle.sort_turns(t for turns in by_uri.values() for t in turns)
+    by_uri = parse_rttm(response.get("rttm") or "", source="response rttm")
+    return _rows(sort_turns(t for turns in by_uri.values() for t in turns))
 
 
 def _nearest(times: Sequence[float], t: float) -> float | None:
@@ -307,9 +303,6 @@ def old_attribution(plain: dict, words: list[dict], turns: Sequence) -> tuple[li
     chunks of a no-diarization response and `turns`. Returns (speakers, words) in response
     shape; each word takes the speaker of the utterance holding its middle (None: the old
     code dropped its chunk)."""
-    from diarization_utils import nearest_chunk_end_speakers
-    from speech_endpoint.schema import Segment, Turn
-
     segments = [Segment(c["text"], float(c["timestamp"][0]), float(c["timestamp"][1])) for c in plain["chunks"]]
     utterances = nearest_chunk_end_speakers(segments, [Turn(float(s), float(e), str(spk)) for s, e, spk in turns])
     speakers = [{"speaker": u.speaker, "text": u.text, "timestamp": [round(u.start, 3), round(u.end, 3)]}
@@ -351,32 +344,27 @@ def evaluate_item(harness: Harness, item: Item, *, mode: str, jitter: float = 0.
     given: dict[str, list] = {}
     oracle_mode = diarize and mode in ("oracle", "oracle-jitter")
     rttm_uri = item.rttm_uri()
-    if oracle_mode:
-        harness.use_diarization(oracle.write_oracle_pipeline(workdir / item.uri / "exact", item.rttm, uri=rttm_uri))
     started = time.perf_counter()
-    with harness.recording() as seen:
-        first = harness(request)
-    first_s = time.perf_counter() - started
-    transcript = seen[0][1] if seen else None
-    # the exact duration the pipeline saw (metadata rounds it to ms)
-    duration = float(seen[0][0].duration) if seen and seen[0][0] is not None else float(first["metadata"]["duration"])
-    name = "exact" if oracle_mode else ("model" if diarize else "asr")
-    responses[name] = first
+    prepared = harness.prepare(audio_bytes, request["parameters"])
+    duration = float(prepared.audio.duration)
     if oracle_mode:
-        given[name] = oracle.oracle_turns(item.rttm, duration=duration, uri=rttm_uri)[1]
-    with harness.replaying(transcript):
-        replay_consistent = _comparable(harness(request)) == _comparable(first)
-        if oracle_mode and mode == "oracle-jitter":
-            for seed in seeds:
-                folder = oracle.write_oracle_pipeline(workdir / item.uri / f"jitter-{seed}", item.rttm,
-                                                      jitter=jitter, seed=seed, uri=rttm_uri)
-                harness.use_diarization(folder)
-                key = f"jitter-seed{seed}"
-                responses[key] = harness(request)
-                extras[key] = {"seed": seed, "jitter": jitter}
-                given[key] = oracle.oracle_turns(item.rttm, jitter=jitter, seed=seed, duration=duration,
-                                                 uri=rttm_uri)[1]
-        plain = harness({"inputs": audio_bytes, "parameters": {**parameters, "diarize": False}}) if diarize else None
+        folder = oracle.write_oracle_pipeline(workdir / item.uri / "exact", item.rttm, uri=rttm_uri)
+        first = harness.respond(prepared, harness.diarize(prepared, folder))
+        given["exact"] = _rows(oracle.oracle_turns(item.rttm, duration=duration, uri=rttm_uri)[1])
+    else:
+        first = harness.respond(prepared, harness.diarize(prepared) if diarize else None)
+    first_s = time.perf_counter() - started
+    responses["exact" if oracle_mode else ("model" if diarize else "asr")] = first
+    if oracle_mode and mode == "oracle-jitter":
+        for seed in seeds:
+            folder = oracle.write_oracle_pipeline(workdir / item.uri / f"jitter-{seed}", item.rttm,
+                                                  jitter=jitter, seed=seed, uri=rttm_uri)
+            key = f"jitter-seed{seed}"
+            responses[key] = harness.respond(prepared, harness.diarize(prepared, folder))
+            extras[key] = {"seed": seed, "jitter": jitter}
+            given[key] = _rows(oracle.oracle_turns(item.rttm, jitter=jitter, seed=seed, duration=duration,
+                                                   uri=rttm_uri)[1])
+    plain = harness.respond(prepared, None) if diarize else None
 
     ref_turns = item.reference_turns(duration)
     stm_rows = item.stm_rows()
@@ -403,7 +391,7 @@ def evaluate_item(harness: Harness, item: Item, *, mode: str, jitter: float = 0.
                                     **common)
     if diarize:
         base = "exact" if oracle_mode else "model"
-        turns = (oracle.oracle_turns(item.rttm, duration=duration, uri=rttm_uri)[0] if oracle_mode
+        turns = (_rows(oracle.oracle_turns(item.rttm, duration=duration, uri=rttm_uri)[0]) if oracle_mode
                  else response_turns(first))
         speakers, words = old_attribution(plain, first.get("words", []), turns)
         given_old = ([(t[0], t[1], names.get(t[2], t[2])) for t in turns] if oracle_mode
@@ -419,7 +407,6 @@ def evaluate_item(harness: Harness, item: Item, *, mode: str, jitter: float = 0.
         "hypothesis_text": first["text"],
         "reference": {"turns": _turn_rows((t.start, t.end, names.get(t.speaker, t.speaker)) for t in ref_turns),
                       "stm": [list(r) for r in stm_rows], "rttm_to_stm_names": names},
-        "replay_consistent": replay_consistent,
         "first_request_s": round(first_s, 3),
         "timings": first["metadata"].get("timings"),
         "language": first["metadata"].get("language"),
@@ -615,8 +602,6 @@ def write_report(result: dict, out_dir: str | Path, *, plots: bool = True) -> Pa
         lines += [f"## {file['uri']} ({file['duration']:.1f} s)", ""]
         if file.get("notes"):
             lines += [f"- note: {n}" for n in file["notes"]]
-        if not file.get("replay_consistent", True):
-            lines.append("- WARNING: the replayed request differed from the first one")
         lines += ["", *_table(summary[file["uri"]], collar), ""]
         if plots:
             png = plot_timeline(file, out / f"{file['uri']}.png")

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Peak memory (RSS) of the handler on long audio: one fresh process per length.
 
-    OMP_NUM_THREADS=1 python scripts/measure_memory.py --minutes 10 30
-    python scripts/measure_memory.py --model /path/to/whisper --audio speech.wav --minutes 1 10 30
+    OMP_NUM_THREADS=1 python -m evaluation.measure_memory --minutes 10 30
+    python -m evaluation.measure_memory --model /path/to/whisper --audio speech.wav --minutes 1 10 30
 
 For each length a child process builds `EndpointHandler` (ASR_MODEL = --model, no
 assistant, no diarization unless --diarization-model), measures its RSS after loading,

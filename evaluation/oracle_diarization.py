@@ -11,12 +11,11 @@ so the endpoint can run with `DIARIZATION_MODEL=<folder>` and its word-to-speake
 be measured without any diarization error of the model's own. `config.yaml` reads
 
     pipeline:
-      name: oracle_diarization.OracleDiarization
+      name: evaluation.oracle_diarization.OracleDiarization
       params: {rttm: /abs/path/file.rttm, jitter: 0.25, seed: 3}
 
-pyannote imports that class by name (`get_class_by_name`), so this module must be
-importable as `oracle_diarization`: put `scripts/` on sys.path (tests/conftest.py and
-scripts/evaluate.py do). Both pyannote versions call `Klass(**params)`, adding their hub
+pyannote imports that class by name (`get_class_by_name`), so the repository root must
+be on sys.path (it is for `python -m ...` run from it, and for the tests). Both pyannote versions call `Klass(**params)`, adding their hub
 keywords (`token`, `cache_dir` on 4; `use_auth_token` on 3), which are ignored here.
 
 Output, as the installed pyannote.audio shapes it:
@@ -33,13 +32,9 @@ generator is `numpy.random.default_rng(seed)` created afresh per call, so a give
 (rttm, jitter, seed) always yields the same turns - `jitter_turns` reproduces them
 in-process without a pipeline. Moved turns of different speakers may overlap.
 
-Exclusive diarization (pyannote 4 keeps the single most active speaker per frame; an
-oracle has no activations), see `exclusive_turns`: an interruption contained in another
-turn (a back-channel) has the floor for its whole length - as in
-`speech_endpoint.compat`'s pyannote 3 rule - but at a hand-over where the two turns
-overlap, the floor changes in the middle of the overlap (compat gives the whole overlap to
-the incoming speaker). On pyannote 3 the oracle returns only the full Annotation, so
-there the endpoint's compat rule decides.
+Exclusive diarization (pyannote 4's DiarizeOutput): the endpoint's own rule,
+`speech_endpoint.turns.exclusive_turns`; on pyannote 3 the oracle returns only the full
+Annotation and the endpoint derives the exclusive turns with the same rule.
 
 Only numpy, PyYAML and pyannote (for the pipeline class) are needed; the turn functions
 are pure.
@@ -48,11 +43,16 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
+
+from speech_endpoint.compat import PYANNOTE_MAJOR
+from speech_endpoint.formats import parse_rttm
+from speech_endpoint.schema import Turn
+from speech_endpoint.turns import exclusive_turns, sort_turns
 
 try:  # the pure helpers work without pyannote.audio; the pipeline class needs it
     from pyannote.audio import Pipeline as _PipelineBase
@@ -62,39 +62,15 @@ except ImportError:  # pragma: no cover - pyannote.audio is a dependency of the 
 CLASS_NAME = "evaluation.oracle_diarization.OracleDiarization"
 
 
-class RTTMTurn(NamedTuple):
-    """One reference turn: `speaker` spoke from `start` to `end` (seconds)."""
-
-    start: float
-    end: float
-    speaker: str
-
-
 # ---- reading and transforming turns (pure) -------------------------------------------
 
 
-def read_rttm(path: str | Path) -> dict[str, list[RTTMTurn]]:
-    """SPEAKER lines of an RTTM file as {uri: turns sorted by time} (see `parse_rttm`)."""
+def read_rttm(path: str | Path) -> dict[str, list[Turn]]:
+    """SPEAKER lines of an RTTM file as {uri: turns sorted by time}."""
     return parse_rttm(Path(path).read_text(), source=str(path))
 
 
-def parse_rttm(text: str, source: str = "<rttm>") -> dict[str, list[RTTMTurn]]:
-    """SPEAKER lines of RTTM text as {uri: turns sorted by time}. Other line types,
-    comments and blank lines are skipped; zero or negative durations are dropped."""
-    by_uri: dict[str, list[RTTMTurn]] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        parts = line.split()
-        if not parts or parts[0].startswith((";", "#")) or parts[0] != "SPEAKER":
-            continue
-        if len(parts) < 8:
-            raise ValueError(f"{source}:{number}: an RTTM SPEAKER line needs at least 8 fields")
-        uri, start, duration, speaker = parts[1], float(parts[3]), float(parts[4]), parts[7]
-        if duration > 0:
-            by_uri.setdefault(uri, []).append(RTTMTurn(start, start + duration, speaker))
-    return {uri: sort_turns(turns) for uri, turns in by_uri.items()}
-
-
-def rttm_turns(path: str | Path, uri: str | None = None) -> list[RTTMTurn]:
+def rttm_turns(path: str | Path, uri: str | None = None) -> list[Turn]:
     """The turns of one recording in an RTTM file: `uri`'s, or all of them when the file
     holds a single recording. An empty file gives []."""
     by_uri = read_rttm(path)
@@ -107,24 +83,19 @@ def rttm_turns(path: str | Path, uri: str | None = None) -> list[RTTMTurn]:
     return next(iter(by_uri.values()), [])
 
 
-def sort_turns(turns: Iterable[Sequence]) -> list[RTTMTurn]:
-    return sorted((RTTMTurn(float(s), float(e), str(spk)) for s, e, spk in turns),
-                  key=lambda t: (t.start, t.end, t.speaker))
-
-
-def crop_turns(turns: Iterable[RTTMTurn], duration: float | None) -> list[RTTMTurn]:
+def crop_turns(turns: Iterable[Turn], duration: float | None) -> list[Turn]:
     """Turns cut to [0, duration] (None: only to >= 0); empty turns dropped."""
     upper = math.inf if duration is None else float(duration)
     out = []
     for t in sort_turns(turns):
         start, end = max(0.0, t.start), min(upper, t.end)
         if end > start:
-            out.append(RTTMTurn(start, end, t.speaker))
+            out.append(Turn(start, end, t.speaker))
     return out
 
 
-def jitter_turns(turns: Iterable[RTTMTurn], jitter: float, seed: int = 0,
-                 duration: float | None = None) -> list[RTTMTurn]:
+def jitter_turns(turns: Iterable[Turn], jitter: float, seed: int = 0,
+                 duration: float | None = None) -> list[Turn]:
     """Every boundary moved by U(-jitter, +jitter) (see the module docstring). The turns
     are sorted first, so the result depends only on the turns, jitter and seed."""
     ordered = sort_turns(turns)
@@ -140,54 +111,11 @@ def jitter_turns(turns: Iterable[RTTMTurn], jitter: float, seed: int = 0,
         start = min(max(0.0, turn.start + float(d_start)), upper)
         end = min(max(0.0, turn.end + float(d_end)), upper)
         if end > start:
-            out.append(RTTMTurn(start, end, turn.speaker))
+            out.append(Turn(start, end, turn.speaker))
     return sort_turns(out)
 
 
-def exclusive_turns(turns: Iterable[RTTMTurn]) -> list[RTTMTurn]:
-    """Overlap-free turns (one speaker at a time), from turns that may overlap:
-
-    - hand-over (B starts inside A's turn and ends after it): A keeps the floor until the
-      middle of the overlap, B takes it from there - a neutral cut where the reference
-      only says both were talking;
-    - interruption (B starts and ends inside A's turn, e.g. a back-channel): B has the
-      floor for its whole turn, A gets it back after;
-    - otherwise (3+ speakers at once) the speaker whose turn started last.
-
-    Touching pieces of one speaker are merged; stretches nobody covers stay uncovered."""
-    ordered = sort_turns(turns)
-    bounds = {t for turn in ordered for t in (turn.start, turn.end)}
-    handover: dict[tuple[int, int], float] = {}  # (earlier, later) turn index -> middle
-    for i, a in enumerate(ordered):
-        for j in range(i + 1, len(ordered)):
-            b = ordered[j]
-            if b.start >= a.end:
-                break
-            if b.speaker != a.speaker and a.start < b.start and a.end < b.end:
-                middle = (b.start + a.end) / 2
-                handover[(i, j)] = middle
-                bounds.add(middle)
-    edges = sorted(bounds)
-    pieces: list[RTTMTurn] = []
-    for left, right in zip(edges, edges[1:]):
-        active = [i for i, turn in enumerate(ordered) if turn.start <= left and turn.end >= right]
-        if not active:
-            continue
-        winner = max(active, key=lambda i: (ordered[i].start, i))
-        for earlier in sorted(active, key=lambda i: (ordered[i].start, i), reverse=True):
-            middle = handover.get((earlier, winner))
-            if middle is not None and right <= middle:
-                winner = earlier
-                break
-        speaker = ordered[winner].speaker
-        if pieces and pieces[-1].speaker == speaker and pieces[-1].end == left:
-            pieces[-1] = RTTMTurn(pieces[-1].start, right, speaker)
-        else:
-            pieces.append(RTTMTurn(left, right, speaker))
-    return pieces
-
-
-def to_annotation(turns: Iterable[RTTMTurn], uri: str | None = None):
+def to_annotation(turns: Iterable[Turn], uri: str | None = None):
     """A pyannote.core Annotation holding `turns` (one track per turn)."""
     from pyannote.core import Annotation, Segment
 
@@ -198,7 +126,7 @@ def to_annotation(turns: Iterable[RTTMTurn], uri: str | None = None):
 
 
 def oracle_turns(rttm: str | Path, *, jitter: float = 0.0, seed: int = 0,
-                 duration: float | None = None, uri: str | None = None) -> tuple[list[RTTMTurn], list[RTTMTurn]]:
+                 duration: float | None = None, uri: str | None = None) -> tuple[list[Turn], list[Turn]]:
     """(full, exclusive) turns exactly as an `OracleDiarization(rttm, jitter, seed, uri)`
     returns them for audio lasting `duration` seconds."""
     full = jitter_turns(rttm_turns(rttm, uri), jitter, seed, duration)
@@ -206,12 +134,6 @@ def oracle_turns(rttm: str | Path, *, jitter: float = 0.0, seed: int = 0,
 
 
 # ---- the pipeline -------------------------------------------------------------------
-
-
-def _pyannote_major() -> int:
-    from importlib.metadata import version
-
-    return int(version("pyannote.audio").split(".")[0])
 
 
 class OracleDiarization(_PipelineBase):
@@ -244,7 +166,7 @@ class OracleDiarization(_PipelineBase):
         full = jitter_turns(self.reference, self.jitter, self.seed, duration)
         uri = file.get("uri") if hasattr(file, "get") else None
         annotation = to_annotation(full, uri)
-        if _pyannote_major() < 4:
+        if (PYANNOTE_MAJOR or 0) < 4:
             return annotation
         from pyannote.audio.pipelines.speaker_diarization import DiarizeOutput
 
@@ -303,8 +225,8 @@ def write_oracle_pipeline(folder: str | Path, rttm: str | Path, jitter: float = 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Write an oracle pyannote pipeline folder (config.yaml) "
-                                                 "for DIARIZATION_MODEL; scripts/ must be on PYTHONPATH "
-                                                 "when the endpoint loads it.")
+                                                 "for DIARIZATION_MODEL; the repository root must be on "
+                                                 "PYTHONPATH when the endpoint loads it.")
     parser.add_argument("folder", type=Path)
     parser.add_argument("--rttm", type=Path, required=True)
     parser.add_argument("--jitter", type=float, default=0.0)

@@ -2,8 +2,8 @@
 """Send an audio file to the endpoint (a deployed Inference Endpoint or `scripts/serve.py`)
 and print the speaker-labelled transcript, or write SRT / WebVTT / JSON.
 
-    HF_TOKEN=hf_... python scripts/client.py meeting.wav --url https://xyz.endpoints.huggingface.cloud
-    python scripts/client.py meeting.wav --url http://127.0.0.1:8000 --format srt -o meeting.srt
+    HF_TOKEN=hf_... python -m scripts.client meeting.wav --url https://xyz.endpoints.huggingface.cloud
+    python -m scripts.client meeting.wav --url http://127.0.0.1:8000 --format srt -o meeting.srt
 
 Transports (--transport):
   json              POST application/json {"inputs": base64 audio, "parameters": {...}}
@@ -33,6 +33,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from scripts.request_options import add_request_arguments
+from scripts.request_options import parameters_from as request_parameters
+
 DEFAULT_URL = "http://127.0.0.1:8000"
 CONTENT_TYPES = {
     ".wav": "audio/wav", ".wave": "audio/wav", ".flac": "audio/flac", ".mp3": "audio/mpeg",
@@ -59,17 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["text", "json", "srt", "vtt"], default="text",
                    help="text: one '[start - end] SPEAKER: text' line per utterance")
     p.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
-    params = p.add_argument_group("request parameters")
-    params.add_argument("--language", help="e.g. en or english (default: detected)")
-    params.add_argument("--task", choices=["transcribe", "translate"])
-    params.add_argument("--num-speakers", type=int)
-    params.add_argument("--min-speakers", type=int)
-    params.add_argument("--max-speakers", type=int)
-    params.add_argument("--no-diarization", action="store_true", help="send diarize: false")
-    params.add_argument("--assisted", action="store_true", help="use the assistant model (speculative decoding)")
-    params.add_argument("--batch-size", type=int)
-    params.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                        help="any other parameter; VALUE is parsed as JSON when it can be")
+    add_request_arguments(p.add_argument_group("request parameters"))
     net = p.add_argument_group("network")
     net.add_argument("--timeout", type=float, default=600.0, help="seconds for one request")
     net.add_argument("--max-wait", type=float, default=600.0,
@@ -78,27 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parameters_from(args: argparse.Namespace) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    for key in ("language", "task", "num_speakers", "min_speakers", "max_speakers", "batch_size"):
-        value = getattr(args, key)
-        if value is not None:
-            params[key] = value
-    if args.no_diarization:
-        params["diarize"] = False
-    if args.assisted:
-        params["assisted"] = True
-    for item in args.param:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise SystemExit(f"error: --param expects KEY=VALUE, got {item!r}")
-        try:
-            params[key] = json.loads(raw)
-        except ValueError:
-            params[key] = raw
-    if args.format in ("srt", "vtt"):
-        formats = list(params.get("output_formats") or [])
-        params["output_formats"] = sorted(set(formats) | {args.format})
-    return params
+    return request_parameters(args, [args.format] if args.format in ("srt", "vtt") else [])
 
 
 def query_string_parameters(params: dict[str, Any]) -> dict[str, str]:

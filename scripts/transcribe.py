@@ -2,7 +2,7 @@
 """Transcribe local audio files with the handler, no server: writes JSON, SRT and WebVTT.
 
     ASR_MODEL=openai/whisper-large-v3 DIARIZATION_MODEL=pyannote/speaker-diarization-3.1 \\
-        HF_TOKEN=hf_... python scripts/transcribe.py meeting.wav --num-speakers 2
+        HF_TOKEN=hf_... python -m scripts.transcribe meeting.wav --num-speakers 2
 
 writes meeting.json, meeting.srt and meeting.vtt beside the input (or in --output DIR).
 The handler is built exactly as the endpoint builds it (`EndpointHandler(repo folder)`,
@@ -10,24 +10,23 @@ settings from the environment; --asr-model etc. set those variables for this run
 called with the same request an endpoint client sends, with
 `"output_formats": ["srt", "vtt"]` so the subtitles are the endpoint's own.
 
-Progress: the handler's public call takes no progress callback, so this script wraps the
-loaded handler's `asr.transcribe` (which accepts `progress(done_s, total_s)`) to drive a
-tqdm bar in seconds of audio while the handler runs; diarization, which comes after, shows
-as a final "diarizing" step. When the handler has no such hook (or for sequential
-decoding, which reports no progress) the bar only shows elapsed time. The bar is drawn only
-on a terminal (or with --progress), never mixed into the output files.
+Progress: the handler takes an optional `progress(done_s, total_s)` callback, called as
+Whisper's windows finish; it drives a tqdm bar in seconds of audio, then "diarizing" shows
+while the speakers are found. The bar is drawn only on a terminal (or with --progress),
+never mixed into the output files.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
-import inspect
 import json
 import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from scripts.request_options import add_request_arguments, parameters_from
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -40,12 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("audio", type=Path, nargs="+", help="audio files")
     p.add_argument("-o", "--output", type=Path, help="folder for the results (default: beside each input)")
     p.add_argument("--formats", default=",".join(FORMATS), help="comma-separated subset of json,srt,vtt")
-    p.add_argument("--language", help="e.g. en or english (default: detected)")
-    p.add_argument("--task", choices=["transcribe", "translate"], default=None)
-    p.add_argument("--num-speakers", type=int)
-    p.add_argument("--no-diarization", action="store_true", help="skip speaker diarization (diarize: false)")
-    p.add_argument("--assisted", action="store_true", help="speculative decoding with ASSISTANT_MODEL")
-    p.add_argument("--batch-size", type=int)
+    add_request_arguments(p.add_argument_group("request parameters"))
     models = p.add_argument_group("models (override the environment variables)")
     models.add_argument("--asr-model", help="ASR_MODEL")
     models.add_argument("--assistant-model", help="ASSISTANT_MODEL")
@@ -58,23 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def request_parameters(args: argparse.Namespace, formats: list[str]) -> dict[str, Any]:
-    params: dict[str, Any] = {}
-    if args.language:
-        params["language"] = args.language
-    if args.task:
-        params["task"] = args.task
-    if args.num_speakers is not None:
-        params["num_speakers"] = args.num_speakers
-    if args.batch_size is not None:
-        params["batch_size"] = args.batch_size
-    if args.no_diarization:
-        params["diarize"] = False
-    if args.assisted:
-        params["assisted"] = True
-    subtitles = [f for f in formats if f in ("srt", "vtt")]
-    if subtitles:
-        params["output_formats"] = subtitles
-    return params
+    return parameters_from(args, [f for f in formats if f in ("srt", "vtt")])
 
 
 def audio_seconds(data: bytes) -> float | None:
@@ -96,43 +74,26 @@ def audio_seconds(data: bytes) -> float | None:
 
 
 @contextlib.contextmanager
-def progress_bar(handler: Any, total_s: float | None, label: str, enabled: bool | None):
-    """A tqdm bar in seconds of audio, fed by the handler's ASR progress callback."""
+def progress_bar(total_s: float | None, label: str, enabled: bool | None, then: str = ""):
+    """A tqdm bar in seconds of audio; yields the `progress(done_s, total_s)` callback.
+    `then` is shown once the audio is transcribed (e.g. "diarizing")."""
     from tqdm import tqdm
 
     bar = tqdm(total=round(total_s, 1) if total_s else None, desc=label, unit="s audio",
                disable=(not enabled) if enabled is not None else None, file=sys.stderr,
                bar_format=None if total_s else "{desc}: {elapsed} elapsed")
-    asr = getattr(handler, "asr", None)
-    original = getattr(asr, "transcribe", None)
-    hooked = False
-    if original is not None:
-        try:
-            hooked = "progress" in inspect.signature(original).parameters
-        except (TypeError, ValueError):
-            hooked = False
-    if hooked:
-        def report(done_s: float, total: float) -> None:
-            if bar.total is None or abs(bar.total - total) > 0.05:
-                bar.total = round(total, 1)
-            bar.n = round(min(done_s, total), 1)
-            bar.refresh()
 
-        def transcribe_with_progress(audio, options, progress=None):
-            result = original(audio, options, progress=progress or report)
-            bar.set_postfix_str("diarizing" if getattr(handler, "diarizer", None) is not None else "")
-            return result
+    def report(done_s: float, total: float) -> None:
+        if bar.total is None or abs(bar.total - total) > 0.05:
+            bar.total = round(total, 1)
+        bar.n = round(min(done_s, total), 1)
+        if then and done_s >= total:
+            bar.set_postfix_str(then, refresh=False)
+        bar.refresh()
 
-        own = vars(asr).get("transcribe") if hasattr(asr, "__dict__") else None
-        asr.transcribe = transcribe_with_progress  # instance attribute: this object only
     try:
-        yield bar
+        yield report
     finally:
-        if hooked:
-            if own is not None:
-                asr.transcribe = own
-            else:
-                del asr.transcribe  # back to the class's method
         if bar.total:
             bar.n = bar.total
         bar.close()
@@ -146,8 +107,9 @@ def outputs_for(path: Path, out_dir: Path | None, formats: list[str]) -> dict[st
 def transcribe_file(handler: Any, path: Path, params: dict[str, Any], out_dir: Path | None,
                     formats: list[str], progress: bool | None) -> dict[str, Path]:
     data = path.read_bytes()
-    with progress_bar(handler, audio_seconds(data), path.name, progress):
-        result = handler({"inputs": data, "parameters": params})
+    diarizing = getattr(handler, "diarizer", None) is not None and params.get("diarize") is not False
+    with progress_bar(audio_seconds(data), path.name, progress, then="diarizing" if diarizing else "") as report:
+        result = handler({"inputs": data, "parameters": params}, progress=report)
     targets = outputs_for(path, out_dir, formats)
     for fmt, target in targets.items():
         if fmt == "json":

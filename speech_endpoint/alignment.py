@@ -15,6 +15,9 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from speech_endpoint.schema import Word
+from speech_endpoint.sentences import is_sentence_end
+
 FRAMES_PER_SECOND = 50  # Whisper's encoder emits one frame per 20 ms
 MEDIAN_WIDTH = 7
 NO_SPACE_LANGUAGES = {"zh", "ja", "th", "lo", "my", "yue"}
@@ -177,7 +180,7 @@ def split_words(tokenizer, tokens: Sequence[int], language: str | None) -> list[
     return words
 
 
-def clamp_long_words(words: list, sentence_marks: str = ".!?。！？") -> list:
+def clamp_long_words(words: list[Word]) -> list[Word]:
     """Shorten words that swallowed a pause, as OpenAI's word timing does: DTW stretches the
     first word of a window, or of a sentence, back over the silence before it, and a
     sentence's last word forward over the silence after it. Such a word keeps the end
@@ -192,8 +195,8 @@ def clamp_long_words(words: list, sentence_marks: str = ".!?。！？") -> list:
     for i, w in enumerate(out):
         if w.end - w.start <= longest:
             continue
-        starts_sentence = i == 0 or out[i - 1].text.strip()[-1:] in sentence_marks
-        ends_sentence = w.text.strip()[-1:] in sentence_marks
+        starts_sentence = i == 0 or is_sentence_end(out[i - 1].text)
+        ends_sentence = is_sentence_end(w.text)
         if starts_sentence:
             out[i] = replace(w, start=w.end - longest)
         elif ends_sentence:

@@ -23,6 +23,7 @@ import torch
 
 from speech_endpoint import compat
 from speech_endpoint.alignment import (
+    FRAMES_PER_SECOND,
     CrossAttentionRecorder,
     clamp_long_words,
     cross_attention_weights,
@@ -30,12 +31,12 @@ from speech_endpoint.alignment import (
     token_times,
 )
 from speech_endpoint.languages import normalize_language
-from speech_endpoint.schema import Audio, Transcript, Word
-from speech_endpoint.sentences import segments_from_words, words_from_chunks
+from speech_endpoint.schema import SAMPLE_RATE, Audio, SpeechActivity, Transcript, Word
+from speech_endpoint.sentences import words_from_chunks
 from speech_endpoint.windows import speech_windows
 
 log = logging.getLogger(__name__)
-SAMPLES_PER_FRAME = 320  # 16 kHz samples per encoder frame (20 ms)
+SAMPLES_PER_FRAME = SAMPLE_RATE // FRAMES_PER_SECOND  # audio samples per encoder frame (20 ms)
 MIN_WINDOW_S = 1.0
 
 
@@ -92,21 +93,23 @@ class WhisperASR:
 
     # ---- public ---------------------------------------------------------------------
 
-    def transcribe(self, audio: Audio, options: DecodeOptions,
+    def transcribe(self, audio: Audio, activity: SpeechActivity, options: DecodeOptions,
                    progress: Callable[[float, float], None] | None = None) -> Transcript:
-        """`progress(done_s, total_s)` is called as windows finish (for CLIs)."""
+        """Words of `audio`; windows are cut from `activity` (the request's one
+        speech-activity pass). `progress(done_s, total_s)` is called as windows finish."""
         with torch.inference_mode():
             if options.chunk_length_s == 0:
                 return self._sequential(audio, options)
-            return self._windows(audio, options, progress)
+            return self._windows(audio, activity, options, progress)
 
     # ---- windows strategy ---------------------------------------------------------------
 
-    def _windows(self, audio: Audio, options: DecodeOptions, progress) -> Transcript:
+    def _windows(self, audio: Audio, activity: SpeechActivity, options: DecodeOptions, progress) -> Transcript:
         # Windows under a second would cost an encoder pass each for next to no audio.
-        spans = speech_windows(audio.samples, audio.sample_rate, max(options.chunk_length_s, MIN_WINDOW_S))
+        spans = speech_windows(activity, len(audio.samples), audio.sample_rate,
+                               max(options.chunk_length_s, MIN_WINDOW_S))
         if not spans:
-            return Transcript("", [], [], options.language)
+            return Transcript("", [], options.language)
         language = options.language
         batch = 1 if options.use_assistant else options.batch_size
         words: list[Word] = []
@@ -123,11 +126,11 @@ class WhisperASR:
             if progress:
                 progress(group[-1][1] / audio.sample_rate, audio.duration)
         text = " ".join(t for t in texts if t)
-        return Transcript(text, segments_from_words(words), words, language)
+        return Transcript(text, words, language)
 
     def _features(self, pieces: list[np.ndarray]) -> torch.Tensor:
         return self.processor.feature_extractor(
-            pieces, sampling_rate=16000, return_tensors="pt"
+            pieces, sampling_rate=SAMPLE_RATE, return_tensors="pt"
         ).input_features.to(self.device, self.dtype)
 
     def _detect_language(self, encoded) -> str | None:
@@ -143,16 +146,8 @@ class WhisperASR:
                   options: DecodeOptions) -> tuple[list[list[int]], list[torch.Tensor] | None]:
         """Text tokens per window, and their alignment-head attention when it could be
         recorded during generation (None: compute it afterwards)."""
-        kwargs: dict[str, Any] = {"return_timestamps": False, **compat.greedy_generate_kwargs()}
-        if self.multilingual:
-            kwargs["task"] = options.task
-            if language:
-                kwargs["language"] = language
-        if options.prompt:
-            kwargs["prompt_ids"] = torch.as_tensor(
-                self.tokenizer.get_prompt_ids(options.prompt, return_tensors="np"), device=self.device)
+        kwargs = {"return_timestamps": False, **self._generate_kwargs(options, language)}
         if options.use_assistant:
-            kwargs["assistant_model"] = self.assistant
             if self.assistant.config.is_encoder_decoder:
                 kwargs["input_features"] = features  # a full assistant runs its own encoder
         # The encoder ran once already (language detection and alignment reuse it).
@@ -164,6 +159,21 @@ class WhisperASR:
         if options.use_assistant:
             return token_lists, None
         return token_lists, self._recorded_attention(recorder, sequences, token_lists, encoded)
+
+    def _generate_kwargs(self, options: DecodeOptions, language: str | None) -> dict[str, Any]:
+        """What both strategies pass to `generate`: greedy, task and language (multilingual
+        models), the spelling prompt, and the assistant."""
+        kwargs: dict[str, Any] = compat.greedy_generate_kwargs()
+        if self.multilingual:
+            kwargs["task"] = options.task
+            if language:
+                kwargs["language"] = language
+        if options.prompt:
+            kwargs["prompt_ids"] = torch.as_tensor(
+                self.tokenizer.get_prompt_ids(options.prompt, return_tensors="np"), device=self.device)
+        if options.use_assistant:
+            kwargs["assistant_model"] = self.assistant
+        return kwargs
 
     def _recorded_attention(self, recorder, sequences, token_lists, encoded) -> list[torch.Tensor] | None:
         """Rows of the recorded decoder steps that predicted each window's text tokens and
@@ -229,20 +239,11 @@ class WhisperASR:
             self._pipe = pipeline("automatic-speech-recognition", model=self.model,
                                   tokenizer=self.tokenizer, feature_extractor=self.processor.feature_extractor,
                                   device=self.device)
-        generate_kwargs: dict[str, Any] = compat.greedy_generate_kwargs()
-        if self.multilingual:
-            generate_kwargs["task"] = options.task
-            if options.language:
-                generate_kwargs["language"] = options.language
-        if options.prompt:
-            generate_kwargs["prompt_ids"] = torch.as_tensor(
-                self.tokenizer.get_prompt_ids(options.prompt, return_tensors="np"), device=self.device)
-        if options.use_assistant:
-            generate_kwargs["assistant_model"] = self.assistant
+        generate_kwargs = self._generate_kwargs(options, options.language)
         inputs = {"raw": np.asarray(audio.samples, dtype=np.float32), "sampling_rate": audio.sample_rate}
         out = self._pipe(inputs, return_timestamps="word", batch_size=1, generate_kwargs=generate_kwargs)
         words = words_from_chunks(out.get("chunks") or [], duration=audio.duration)
-        return Transcript((out.get("text") or "").strip(), segments_from_words(words), words, options.language)
+        return Transcript((out.get("text") or "").strip(), words, options.language)
 
 
 def _int8(model: torch.nn.Module) -> torch.nn.Module:

@@ -15,9 +15,9 @@ import logging
 import numpy as np
 
 from speech_endpoint.errors import ClientError
-from speech_endpoint.schema import Audio
+from speech_endpoint.schema import SAMPLE_RATE, Audio
 
-TARGET_RATE = 16000
+
 log = logging.getLogger(__name__)
 
 
@@ -52,16 +52,16 @@ def _too_large(max_bytes: int) -> str:
     return f"The audio payload is larger than the limit of {max_bytes} bytes"
 
 
-def decode(data: bytes, *, input_format: str = "auto", sampling_rate: int = TARGET_RATE,
+def decode(data: bytes, *, input_format: str = "auto", sampling_rate: int = SAMPLE_RATE,
            max_seconds: float | None = None) -> Audio:
     """Decode bytes to mono 16 kHz float32. Raises ClientError for bytes that are no audio."""
     if input_format == "auto":
         samples = _decode_container(data, max_seconds)
     else:
         samples = _decode_pcm(data, input_format, sampling_rate)
-        if max_seconds is not None and len(samples) > max_seconds * TARGET_RATE:
+        if max_seconds is not None and len(samples) > max_seconds * SAMPLE_RATE:
             raise ClientError(_too_long(max_seconds))
-    return Audio(_sanitize(samples), TARGET_RATE)
+    return Audio(_sanitize(samples), SAMPLE_RATE)
 
 
 def _too_long(max_seconds: float) -> str:
@@ -75,7 +75,7 @@ def _decode_pcm(data: bytes, input_format: str, rate: int) -> np.ndarray:
     samples = np.frombuffer(data[:usable], dtype="<" + np.dtype(dtype).str[1:]).astype(np.float32)
     if dtype == np.int16:
         samples /= 32768.0
-    return resample(samples, rate, TARGET_RATE)
+    return resample(samples, rate, SAMPLE_RATE)
 
 
 def resample(samples: np.ndarray, src_rate: int, dst_rate: int) -> np.ndarray:
@@ -116,10 +116,10 @@ def _decode_container(data: bytes, max_seconds: float | None) -> np.ndarray:
         if stream is None:
             raise ClientError("The file has no audio track")
         # Downmix + resample in one go: FFmpeg's resampler follows each frame's own layout/rate.
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=TARGET_RATE)
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
         chunks: list[np.ndarray] = []
         total = 0
-        limit = None if max_seconds is None else int(max_seconds * TARGET_RATE)
+        limit = None if max_seconds is None else int(max_seconds * SAMPLE_RATE)
         failed = False
         try:
             for frame in container.decode(stream):
@@ -140,7 +140,7 @@ def _decode_container(data: bytes, max_seconds: float | None) -> np.ndarray:
     if failed and not chunks:
         raise ClientError("Could not decode any audio from the file: it is damaged or truncated")
     if failed:
-        log.info("audio stream ended with a decoding error; using the %.1f s decoded before it", total / TARGET_RATE)
+        log.info("audio stream ended with a decoding error; using the %.1f s decoded before it", total / SAMPLE_RATE)
     samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
     if limit is not None and len(samples) > limit:
         raise ClientError(_too_long(max_seconds))

@@ -9,6 +9,9 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
+from speech_endpoint.schema import Turn
+from speech_endpoint.turns import sort_turns
+
 
 def _major(package: str) -> int | None:
     try:
@@ -62,47 +65,23 @@ def hub_token_kwargs(token: str | None) -> dict[str, Any]:
     return {"use_auth_token": token}
 
 
-def diarization_annotations(output: Any) -> tuple[Any, Any]:
-    """(exclusive, full) annotations from a pyannote pipeline's output.
+def diarization_turns(output: Any) -> tuple[list[Turn] | None, list[Turn]]:
+    """(exclusive, full) turns from a pyannote pipeline's output, sorted by time.
 
     pyannote 4 returns `DiarizeOutput` with `.speaker_diarization` and
     `.exclusive_speaker_diarization` (no overlaps, meant for aligning with words);
-    pyannote 3 returns a bare `Annotation`, whose overlap-free version we derive by
-    giving each overlapped stretch to the speaker whose turn started last (the
-    interrupting speaker), as pyannote 4's exclusive output does in spirit.
+    pyannote 3 returns a bare `Annotation`: exclusive is then None, for the caller to
+    derive (`speech_endpoint.turns.exclusive_turns`).
     """
     full = getattr(output, "speaker_diarization", output)
     exclusive = getattr(output, "exclusive_speaker_diarization", None)
-    if exclusive is None:
-        exclusive = _exclusive(full)
-    return exclusive, full
+    return (annotation_turns(exclusive) if exclusive is not None else None), annotation_turns(full)
 
 
-def _exclusive(annotation: Any) -> Any:
-    """One speaker at a time, from an annotation with overlaps: a turn inside another (a
-    back-channel) keeps its whole length; at a hand-over the floor changes at the middle of
-    the overlap (giving all of it to either side moves boundary words to the wrong one)."""
-    from pyannote.core import Annotation, Segment
-
-    turns = sorted(((seg.start, seg.end, label) for seg, _, label in annotation.itertracks(yield_label=True)),
-                   key=lambda t: (t[0], t[1]))
-    result = Annotation(uri=getattr(annotation, "uri", None))
-    bounds = sorted({t for start, end, _ in turns for t in (start, end)})
-    for left, right in zip(bounds, bounds[1:]):
-        active = [t for t in turns if t[0] <= left and t[1] >= right]
-        if active:
-            result[Segment(left, right)] = _floor_holder(active, (left + right) / 2)[2]
-    return result.support()
-
-
-def _floor_holder(active: list, centre: float):
-    contained = [t for t in active if any(u is not t and u[0] <= t[0] and t[1] <= u[1] for u in active)]
-    if contained:
-        return min(contained, key=lambda t: t[1] - t[0])
-    for later, earlier in zip(reversed(active), list(reversed(active))[1:]):
-        if centre >= (later[0] + earlier[1]) / 2:
-            return later
-    return active[0]
+def annotation_turns(annotation: Any) -> list[Turn]:
+    """A pyannote.core Annotation as turns sorted by time."""
+    return sort_turns(Turn(float(seg.start), float(seg.end), str(label))
+                      for seg, _, label in annotation.itertracks(yield_label=True))
 
 
 def diarization_input(samples: Any, sample_rate: int) -> dict[str, Any]:

@@ -4,27 +4,19 @@ in `diarization_utils`."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
 from speech_endpoint import compat
-from speech_endpoint.schema import Audio, Turn
+from speech_endpoint.schema import Audio, Diarization
+from speech_endpoint.turns import exclusive_turns
 
 log = logging.getLogger(__name__)
 
 
 class DiarizationLoadError(RuntimeError):
     """The diarization pipeline could not be loaded (raised at start-up)."""
-
-
-@dataclass(frozen=True)
-class Diarization:
-    """`exclusive`: one speaker at a time (for words); `full`: overlaps kept (for RTTM)."""
-
-    exclusive: list[Turn] = field(default_factory=list)
-    full: list[Turn] = field(default_factory=list)
 
 
 def _gated_message(model_id: str, token_set: bool) -> str:
@@ -61,16 +53,8 @@ class Diarizer:
         kwargs = {k: v for k, v in (("num_speakers", num_speakers), ("min_speakers", min_speakers),
                                     ("max_speakers", max_speakers)) if v is not None}
         output = self.pipeline(compat.diarization_input(audio.samples, audio.sample_rate), **kwargs)
-        exclusive, full = compat.diarization_annotations(output)
-        return Diarization(exclusive=_turns(exclusive), full=_turns(full))
-
-
-def _turns(annotation) -> list[Turn]:
-    return sorted(
-        (Turn(float(seg.start), float(seg.end), str(label))
-         for seg, _, label in annotation.itertracks(yield_label=True)),
-        key=lambda t: (t.start, t.end),
-    )
+        exclusive, full = compat.diarization_turns(output)
+        return Diarization(exclusive=exclusive if exclusive is not None else exclusive_turns(full), full=full)
 
 
 def _is_access_error(exc: Exception) -> bool:

@@ -2,8 +2,8 @@
 request and easy to test against real parsers.
 
 Subtitles are built in two steps: `cues_from` turns segments (no diarization) or utterances
-(diarization: each cue names its speaker) into `Cue`s, splitting long ones at word
-boundaries; `to_srt` / `to_vtt` only format. Timestamps are rounded once, to integer
+(diarization: each cue names its speaker) into cues (`Utterance`s, speaker None without
+diarization), splitting long ones at word boundaries; `to_srt` / `to_vtt` only format. Timestamps are rounded once, to integer
 milliseconds, so every format shows the same times and rounding can never make a cue end
 before it starts.
 """
@@ -13,25 +13,16 @@ import math
 import re
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 
 from speech_endpoint.schema import Segment, Turn, Utterance, Word
+from speech_endpoint.sentences import monotonic
+from speech_endpoint.turns import sort_turns
 
-__all__ = ["Cue", "MAX_CUE_CHARS", "MAX_CUE_SECONDS", "cues_from", "to_rttm", "to_srt", "to_vtt"]
+__all__ = ["MAX_CUE_CHARS", "MAX_CUE_SECONDS", "cues_from", "parse_rttm", "to_rttm", "to_srt", "to_vtt"]
 
 # Common subtitle guidelines: two lines of 42 characters, on screen for at most ~7 s.
 MAX_CUE_SECONDS = 7.0
 MAX_CUE_CHARS = 84
-
-
-@dataclass(frozen=True)
-class Cue:
-    """One subtitle: `speaker` is None without diarization (then no speaker is shown)."""
-
-    start: float
-    end: float
-    text: str
-    speaker: str | None = None
 
 
 # ---- building cues ------------------------------------------------------------------
@@ -43,7 +34,7 @@ def cues_from(
     *,
     max_seconds: float = MAX_CUE_SECONDS,
     max_chars: int = MAX_CUE_CHARS,
-) -> list[Cue]:
+) -> list[Utterance]:
     """One cue per segment/utterance; one longer than `max_seconds` or `max_chars` is split
     at word boundaries when `words` (with timings) cover its text, else kept whole.
 
@@ -56,10 +47,10 @@ def cues_from(
     if not items:
         return []
     owned = _words_per_item(items, words) if words else {}
-    cues: list[Cue] = []
+    cues: list[Utterance] = []
     for index, item in enumerate(items):
         speaker = getattr(item, "speaker", None)
-        whole = Cue(float(item.start), float(item.end), _clean(item.text), speaker)
+        whole = Utterance(speaker, _clean(item.text), float(item.start), float(item.end))
         too_long = (whole.end - whole.start) > max_seconds or len(whole.text) > max_chars
         pieces = None
         if too_long and owned.get(index):
@@ -99,7 +90,7 @@ def _words_per_item(items: Sequence[Segment | Utterance], words: Sequence[Word])
 
 
 def _split(item: Segment | Utterance, words: list[Word], speaker: str | None,
-           max_seconds: float, max_chars: int) -> list[Cue] | None:
+           max_seconds: float, max_chars: int) -> list[Utterance] | None:
     """Cut `item` into cues of whole words, or None when the words don't spell its text."""
     text = item.text
     offsets: list[int] = []  # where each word starts in `text`
@@ -155,15 +146,8 @@ def _split(item: Segment | Utterance, words: list[Word], speaker: str | None,
     balanced = group((total_end - total_start) / n, len(_clean(text)) / n, hard=False)
     groups = balanced if len(balanced) == n else greedy
 
-    cues: list[Cue] = []
-    previous_end = item_start
-    for a, b in groups:
-        start, end = span(a, b)
-        start = min(max(start, previous_end), item_end)  # monotonic, inside the item
-        end = max(min(end, item_end), start)
-        cues.append(Cue(start, end, piece_text(a, b), speaker))
-        previous_end = end
-    return cues
+    spans = monotonic((span(a, b) for a, b in groups), floor=item_start, ceiling=item_end)
+    return [Utterance(speaker, piece_text(a, b), start, end) for (a, b), (start, end) in zip(groups, spans)]
 
 
 def _clean(text: str) -> str:
@@ -174,7 +158,7 @@ def _clean(text: str) -> str:
 # ---- SRT / WebVTT -------------------------------------------------------------------
 
 
-def to_srt(cues: Iterable[Cue | Segment | Utterance]) -> str:
+def to_srt(cues: Iterable[Segment | Utterance]) -> str:
     """SubRip text: numbered cues, `HH:MM:SS,mmm` times, speaker as a `SPEAKER_00: ` prefix.
 
     SRT has no escaping, so `-->` in the text (which would read as a timing line) becomes
@@ -188,7 +172,7 @@ def to_srt(cues: Iterable[Cue | Segment | Utterance]) -> str:
     return "\n".join(blocks)
 
 
-def to_vtt(cues: Iterable[Cue | Segment | Utterance]) -> str:
+def to_vtt(cues: Iterable[Segment | Utterance]) -> str:
     """WebVTT text: `WEBVTT` header, `[HH:]MM:SS.mmm` times (hours only when needed),
     speaker as a voice span `<v SPEAKER_00>`, and `&`, `<`, `>` escaped (so `-->` cannot
     occur in a cue). No cues gives just the header, a valid empty file."""
@@ -201,7 +185,7 @@ def to_vtt(cues: Iterable[Cue | Segment | Utterance]) -> str:
     return "\n".join(blocks)
 
 
-def _prepared(cues: Iterable[Cue | Segment | Utterance]) -> list[tuple[int, int, str, str | None]]:
+def _prepared(cues: Iterable[Segment | Utterance]) -> list[tuple[int, int, str, str | None]]:
     """(start_ms, end_ms, text, speaker) sorted by time, empty cues dropped.
 
     Both times are rounded to whole milliseconds first; an end that would not be after its
@@ -268,3 +252,19 @@ def _rttm_field(value: str) -> str:
 def _seconds(ms: int) -> str:
     """Integer ms -> `S.mmm`, exact (no float rounding), so start + duration == end."""
     return f"{ms // 1000}.{ms % 1000:03d}"
+
+
+def parse_rttm(text: str, source: str = "<rttm>") -> dict[str, list[Turn]]:
+    """SPEAKER lines of RTTM text as {file id: turns sorted by time}. Other line types,
+    comments and blank lines are skipped; zero or negative durations are dropped."""
+    by_uri: dict[str, list[Turn]] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        parts = line.split()
+        if not parts or parts[0] != "SPEAKER":
+            continue
+        if len(parts) < 8:
+            raise ValueError(f"{source}:{number}: an RTTM SPEAKER line needs at least 8 fields")
+        uri, start, duration, speaker = parts[1], float(parts[3]), float(parts[4]), parts[7]
+        if duration > 0:
+            by_uri.setdefault(uri, []).append(Turn(start, start + duration, speaker))
+    return {uri: sort_turns(turns) for uri, turns in by_uri.items()}

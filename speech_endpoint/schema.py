@@ -8,13 +8,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NotRequired, TypedDict
 
+SAMPLE_RATE = 16000  # Whisper, Silero and pyannote all take 16 kHz mono: decoded once to this
+
 
 @dataclass(frozen=True)
 class Audio:
     """Mono float32 samples at 16 kHz: the one decoded form every step shares."""
 
     samples: "object"  # numpy.ndarray[float32], 1-D; typed loosely to keep this module numpy-free
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
 
     @property
     def duration(self) -> float:
@@ -51,22 +53,58 @@ class Turn:
 
 @dataclass(frozen=True)
 class Utterance:
-    """Consecutive words of one speaker (the response's `speakers` entries)."""
+    """Consecutive words of one speaker (the response's `speakers` entries), and one
+    subtitle cue (`speaker` None without diarization)."""
 
-    speaker: str
+    speaker: str | None
     text: str
     start: float
     end: float
 
 
+@dataclass(frozen=True)
+class SpeechActivity:
+    """Where the audio has speech, from the one speech-activity pass of a request: a score
+    per frame (higher = more speech-like) and the frames that count as speech. The windows
+    Whisper decodes are cut where the score is lowest."""
+
+    frame_s: float
+    scores: "object"  # numpy.ndarray[float], one per frame
+    mask: "object"  # numpy.ndarray[bool], one per frame
+
+    @property
+    def speech_s(self) -> float:
+        return float(self.mask.sum()) * self.frame_s
+
+
 @dataclass
 class Transcript:
-    """What the ASR step produces. `words` is empty unless word timings were computed."""
+    """What the ASR step produces: the text and its words with times (no speakers)."""
 
     text: str
-    segments: list[Segment]
     words: list[Word] = field(default_factory=list)
     language: str | None = None
+
+
+@dataclass(frozen=True)
+class Diarization:
+    """`exclusive`: one speaker at a time (for words); `full`: overlaps kept (for RTTM)."""
+
+    exclusive: list[Turn] = field(default_factory=list)
+    full: list[Turn] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """The transcript cut for the response: words with their speakers, sentence segments
+    (never across a speaker change), one utterance per speaker turn, and the full
+    diarization under the same SPEAKER_xx names as the words (for RTTM). Without
+    diarization, speakers are None and `utterances` and `turns` are empty."""
+
+    words: list[Word]
+    segments: list[Segment]
+    utterances: list[Utterance] = field(default_factory=list)
+    turns: list[Turn] = field(default_factory=list)
 
 
 # ---- response contract -------------------------------------------------------------
@@ -90,12 +128,33 @@ class WordJSON(TypedDict):
     speaker: str | None
 
 
+class TimingsJSON(TypedDict):
+    decode_s: float
+    asr_s: float
+    diarization_s: float
+    total_s: float
+
+
+class MetadataJSON(TypedDict):
+    duration: float
+    language: str | None
+    task: str
+    assisted: bool
+    batch_size: int
+    chunk_length_s: float
+    timestamp_granularity: str
+    diarization: bool
+    speech_detected: bool
+    notes: list[str]
+    timings: TimingsJSON
+
+
 class ResponseJSON(TypedDict):
     text: str
     chunks: list[ChunkJSON]
     speakers: list[SpeakerJSON]  # [] when diarization is off
     words: NotRequired[list[WordJSON]]  # present whenever word timings exist
-    metadata: NotRequired[dict]
+    metadata: NotRequired[MetadataJSON]
     srt: NotRequired[str]
     vtt: NotRequired[str]
     rttm: NotRequired[str]

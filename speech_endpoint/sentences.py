@@ -8,7 +8,7 @@ Pure logic: no model I/O, no torch.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from speech_endpoint.schema import Segment, Word
 
@@ -47,6 +47,22 @@ def word_span(word: Word) -> tuple[float, float]:
         middle = (start + end) / 2
         return middle, middle
     return start, end
+
+
+def monotonic(spans: Iterable[tuple[float, float]], *, floor: float | None = None,
+              ceiling: float | None = None) -> list[tuple[float, float]]:
+    """Spans made time-ordered: each starts no earlier than the previous one ends (and than
+    `floor`) and ends no earlier than it starts; with `ceiling`, both are cut to it."""
+    previous = -math.inf if floor is None else floor
+    out = []
+    for start, end in spans:
+        start = max(start, previous)
+        end = max(end, start)
+        if ceiling is not None:
+            start, end = min(start, ceiling), min(end, ceiling)
+        out.append((start, end))
+        previous = end
+    return out
 
 
 def join_words(words: Sequence[Word]) -> str:
@@ -151,21 +167,13 @@ def segments_from_words(
                 begin = i + 1
         pieces.append(range(begin, sentence.stop))
 
-    segments: list[Segment] = []
-    previous_end = 0.0 if duration is not None else -math.inf
-    for piece in pieces:
-        for part in _split_long(words, piece, max_duration):
-            text = join_words([words[i] for i in part])
-            if not text:
-                continue
-            spans = [word_span(words[i]) for i in part]
-            start = max(spans[0][0], previous_end)
-            end = max(max(e for _, e in spans), start)
-            if duration is not None:
-                start, end = min(start, duration), min(end, duration)
-            segments.append(Segment(text=text, start=start, end=end))
-            previous_end = end
-    return segments
+    parts = [part for piece in pieces for part in _split_long(words, piece, max_duration)]
+    texts = [join_words([words[i] for i in part]) for part in parts]
+    kept = [(text, part) for text, part in zip(texts, parts) if text]
+    spans = [(word_span(words[part.start])[0], max(word_span(words[i])[1] for i in part)) for _, part in kept]
+    floor = 0.0 if duration is not None else None
+    return [Segment(text=text, start=start, end=end)
+            for (text, _), (start, end) in zip(kept, monotonic(spans, floor=floor, ceiling=duration))]
 
 
 def words_from_chunks(chunks: Sequence[dict], *, duration: float) -> list[Word]:

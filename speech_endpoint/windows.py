@@ -9,35 +9,34 @@ from __future__ import annotations
 
 import numpy as np
 
-from speech_endpoint.vad import FRAME_S, frame_energies_db, speech_mask
+from speech_endpoint.schema import SpeechActivity
 
 PAD_S = 0.2  # context kept around speech so word onsets/offsets are not clipped
 
 
-def speech_windows(samples: np.ndarray, sample_rate: int, max_window_s: float = 30.0,
+def speech_windows(activity: SpeechActivity, num_samples: int, sample_rate: int, max_window_s: float = 30.0,
                    min_gap_s: float = 0.3) -> list[tuple[int, int]]:
-    """[start, end) sample ranges covering every speech stretch, each at most `max_window_s`,
-    cut in the quietest place available. Silence longer than `min_gap_s` between windows
-    is left out. Empty for silent audio."""
-    energies = frame_energies_db(samples, sample_rate)
-    mask = speech_mask(energies)
+    """[start, end) sample ranges of audio `num_samples` long covering every speech stretch
+    of `activity`, each at most `max_window_s`, cut where the speech score is lowest.
+    Silence longer than `min_gap_s` between windows is left out. Empty without speech."""
+    mask, scores, frame_s = activity.mask, activity.scores, activity.frame_s
     if not mask.any():
         return []
-    regions = _regions(mask, gap_frames=int(round(min_gap_s / FRAME_S)))
-    pad = int(round(PAD_S / FRAME_S))
-    limit = max(1, int(max_window_s / FRAME_S) - 2 * pad)
-    n = len(energies)
+    regions = _regions(mask, gap_frames=int(round(min_gap_s / frame_s)))
+    pad = int(round(PAD_S / frame_s))
+    limit = max(1, int(max_window_s / frame_s) - 2 * pad)
+    n = len(scores)
     windows: list[tuple[int, int]] = []
     start, end = regions[0]
     for r_start, r_end in regions[1:]:
         if r_end - start <= limit:
             end = r_end  # merge: the window still fits
             continue
-        windows.extend(_split(start, end, limit, energies))
+        windows.extend(_split(start, end, limit, scores))
         start, end = r_start, r_end
-    windows.extend(_split(start, end, limit, energies))
-    frame = int(FRAME_S * sample_rate)
-    total = len(samples)
+    windows.extend(_split(start, end, limit, scores))
+    frame = int(round(frame_s * sample_rate))
+    total = num_samples
     out = []
     prev_end = 0
     for s, e in windows:
@@ -62,14 +61,14 @@ def _regions(mask: np.ndarray, gap_frames: int) -> list[tuple[int, int]]:
     return merged
 
 
-def _split(start: int, end: int, limit: int, energies: np.ndarray) -> list[tuple[int, int]]:
+def _split(start: int, end: int, limit: int, scores: np.ndarray) -> list[tuple[int, int]]:
     """Split one long stretch into pieces of at most `limit` frames, each cut at the
-    quietest frame of its last third (speech rarely pauses on a schedule)."""
+    least speech-like frame of its last third (speech rarely pauses on a schedule)."""
     pieces = []
     while end - start > limit:
         lo = start + max(1, (2 * limit) // 3)  # at least one frame in, so the loop always ends
         hi = max(start + limit, lo + 1)
-        cut = lo + int(np.argmin(energies[lo:hi]))
+        cut = lo + int(np.argmin(scores[lo:hi]))
         pieces.append((start, cut))
         start = cut
     pieces.append((start, end))

@@ -24,7 +24,7 @@ from test_server import (  # noqa: F401 - fast_models is a fixture used here
     start_model_server,
 )
 
-SCRIPT = REPO / "scripts" / "client.py"
+SCRIPT = ["-m", "scripts.client"]
 LINE = re.compile(r"^\[\d\d:\d\d\.\d - \d\d:\d\d\.\d\] SPEAKER_\d\d: \S.*$")
 
 
@@ -49,7 +49,7 @@ def run_client(*argv: str, token: str | None = FAKE_TOKEN, timeout: float = 300)
     """The script as a subprocess (how users run it)."""
     # InferenceClient refuses every request (even to a local URL) in huggingface_hub's offline mode.
     env = clean_env(HF_TOKEN=token, HF_HUB_OFFLINE="0", TRANSFORMERS_OFFLINE="0")
-    result = subprocess.run([sys.executable, str(SCRIPT), *argv], capture_output=True, text=True, env=env,
+    result = subprocess.run([sys.executable, *SCRIPT, *argv], capture_output=True, text=True, env=env,
                             timeout=timeout, cwd=REPO)
     assert FAKE_TOKEN not in result.stdout + result.stderr  # never printed
     return result

@@ -11,10 +11,10 @@ from hypothesis import strategies as st
 from diarization_utils import (
     assign_speakers as assign_and_relabel,
     group_utterances,
-    nearest_chunk_end_speakers,
     relabel_in_order,
     speaker_label_map,
 )
+from evaluation.baseline import nearest_chunk_end_speakers
 from speech_endpoint.schema import Segment, Turn, Utterance, Word
 
 # Most tests check which of the diarizer's own labels a word gets, so keep them.

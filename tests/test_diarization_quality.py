@@ -3,9 +3,9 @@ test double standing in for pyannote (no real diarization weights offline).
 
 Needs WHISPER_MODEL_DIR (real Whisper) and DIALOGUE_DIR (dialogue.wav/.txt/.stm/.rttm);
 skips without them. Whisper runs once for the module (~15-50 s on one CPU thread): the
-handler is built with DIARIZATION_MODEL=<oracle folder> and the dialogue decoded once; the
-jittered conditions re-attribute the same ASR words in-process with `build_response`, the
-function the handler builds its response with.
+handler is built with DIARIZATION_MODEL=<oracle folder> and the dialogue goes through its
+public stages once up to the transcript; every condition then attributes and renders that
+transcript with the handler's own stages.
 
 Targets (the issue's): WER <= 10 %; cpWER - WER <= 0.02 with the ground-truth turns and
 <= 0.03 (mean over seeds) with every turn boundary moved at random by up to 0.25 s.
@@ -13,7 +13,6 @@ Targets (the issue's): WER <= 10 %; cpWER - WER <= 0.02 with the ground-truth tu
 from __future__ import annotations
 
 import io
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -21,8 +20,9 @@ import pytest
 
 from evaluation import oracle_diarization as oracle
 from evaluation import scoring
+from speech_endpoint.formats import parse_rttm
+from speech_endpoint.turns import sort_turns
 
-REPO = Path(__file__).resolve().parent.parent
 MODEL_ENV = ("ASR_MODEL", "ASSISTANT_MODEL", "DIARIZATION_MODEL", "HF_TOKEN")
 SEEDS = range(5)
 JITTER = 0.25
@@ -30,30 +30,21 @@ JITTER = 0.25
 
 @pytest.fixture(scope="module")
 def dialogue(real_whisper_dir, dialogue_dir, tmp_path_factory):
-    """The handler (real Whisper + exact oracle) and its one response to the dialogue."""
-    from handler import EndpointHandler
+    """The handler (real Whisper + exact oracle), the dialogue's transcript, and the
+    handler's response with the oracle's turns."""
+    from evaluation.evaluate import Harness
 
     rttm = dialogue_dir / "dialogue.rttm"
     folder = oracle.write_oracle_pipeline(tmp_path_factory.mktemp("oracle") / "exact", rttm)
     with pytest.MonkeyPatch.context() as mp:
         for name in MODEL_ENV:
             mp.delenv(name, raising=False)
-        mp.setenv("ASR_MODEL", str(real_whisper_dir))
-        mp.setenv("DIARIZATION_MODEL", str(folder))
-        handler = EndpointHandler(str(REPO))
-
-    seen = []  # the handler's ASR result, kept to re-attribute its words in-process
-    real = handler.asr.transcribe
-    handler.asr.transcribe = lambda *a, **k: seen.append(real(*a, **k)) or seen[-1]
-    try:
-        response = handler({"inputs": (dialogue_dir / "dialogue.wav").read_bytes(),
-                            "parameters": {"output_formats": ["rttm"]}})
-    finally:
-        del handler.asr.transcribe
-    assert len(seen) == 1
+        harness = Harness(diarization_model=str(folder), asr_model=str(real_whisper_dir))
+    prepared = harness.prepare((dialogue_dir / "dialogue.wav").read_bytes(), {"output_formats": ["rttm"]})
+    response = harness.respond(prepared, harness.diarize(prepared))
     stm = scoring.read_stm(dialogue_dir / "dialogue.stm")
-    return SimpleNamespace(handler=handler, response=response, transcript=seen[0], rttm=rttm,
-                           duration=response["metadata"]["duration"],
+    return SimpleNamespace(harness=harness, handler=harness.handler, prepared=prepared, response=response,
+                           transcript=prepared.transcript, rttm=rttm, duration=prepared.audio.duration,
                            reference_text=(dialogue_dir / "dialogue.txt").read_text(),
                            reference_speakers=scoring.speaker_texts(stm), stm=stm)
 
@@ -70,12 +61,10 @@ def _cpwer(d, response) -> float:
 def _reattributed(d, jitter: float, seed: int) -> dict:
     """The response the handler gives when the pipeline returns these turns (the oracle
     with this jitter and seed), for the same ASR words."""
-    from speech_endpoint.response import build_response
-    from speech_endpoint.schema import Turn
+    from speech_endpoint.schema import Diarization
 
     full, exclusive = oracle.oracle_turns(d.rttm, jitter=jitter, seed=seed, duration=d.duration)
-    return build_response(d.transcript, exclusive_turns=[Turn(*t) for t in exclusive],
-                          full_turns=[Turn(*t) for t in full])
+    return d.harness.respond(d.prepared, Diarization(exclusive=exclusive, full=full))
 
 
 def test_dialogue_wer(dialogue):
@@ -83,8 +72,8 @@ def test_dialogue_wer(dialogue):
 
 
 def test_exact_turns_reach_the_response(dialogue):
-    got = [(round(t.start, 3), round(t.end, 3)) for t in oracle.sort_turns(
-        t for ts in oracle.parse_rttm(dialogue.response["rttm"]).values() for t in ts)]
+    got = [(round(t.start, 3), round(t.end, 3)) for t in sort_turns(
+        t for ts in parse_rttm(dialogue.response["rttm"]).values() for t in ts)]
     assert got == [(round(t.start, 3), round(t.end, 3)) for t in oracle.rttm_turns(dialogue.rttm)]
     assert dialogue.response["metadata"]["diarization"] is True
     assert {w["speaker"] for w in dialogue.response["words"]} == {"SPEAKER_00", "SPEAKER_01"}
@@ -108,11 +97,11 @@ def test_cpwer_with_turns_jittered_by_a_quarter_second(dialogue):
 
 def test_old_nearest_chunk_end_attribution_is_no_better(dialogue):
     """The old reference's attribution on the same ASR output and turns, for comparison."""
-    from diarization_utils import nearest_chunk_end_speakers
-    from speech_endpoint.schema import Turn
+    from evaluation.baseline import nearest_chunk_end_speakers
 
     full, _ = oracle.oracle_turns(dialogue.rttm, duration=dialogue.duration)
-    utterances = nearest_chunk_end_speakers(dialogue.transcript.segments, [Turn(*t) for t in full])
+    plain = dialogue.handler.attribute(dialogue.transcript, None)
+    utterances = nearest_chunk_end_speakers(plain.segments, full)
     old = scoring.cpwer(dialogue.reference_speakers,
                         scoring.speaker_texts([(u.speaker, u.text) for u in utterances]))
     assert _cpwer(dialogue, dialogue.response) <= old + 1e-9

@@ -11,6 +11,15 @@ import pytest
 
 from evaluation import oracle_diarization as oracle
 from evaluation import scoring
+from speech_endpoint.formats import parse_rttm
+from speech_endpoint.schema import Turn
+from speech_endpoint.turns import exclusive_turns, sort_turns
+
+
+def rows(turns, digits=None):
+    """Turns as (start, end, speaker) tuples, times rounded to `digits` when given."""
+    r = (lambda x: round(x, digits)) if digits is not None else (lambda x: x)
+    return [(r(t.start), r(t.end), t.speaker) for t in turns]
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -112,27 +121,12 @@ def test_diarization_scores_and_collar_convention():
 
 def test_rttm_parsing(rttm):
     turns = oracle.rttm_turns(rttm)
-    assert [tuple(t) for t in turns] == [(0.5, 3.5, "alice"), (4.0, 7.0, "bob"), (6.5, 9.0, "alice"),
-                                          (7.2, 7.5, "bob")]  # the zero-length turn is dropped
-    assert oracle.parse_rttm(RTTM)["talk"] == turns
+    assert rows(turns) == [(0.5, 3.5, "alice"), (4.0, 7.0, "bob"), (6.5, 9.0, "alice"),
+                           (7.2, 7.5, "bob")]  # the zero-length turn is dropped
+    assert parse_rttm(RTTM)["talk"] == turns
     with pytest.raises(ValueError, match="uri"):
         oracle.rttm_turns(rttm, uri="other")
-    assert oracle.crop_turns(turns, 7.0)[-1] == (6.5, 7.0, "alice")
-
-
-def test_exclusive_turns_split_hand_overs_and_keep_back_channels(rttm):
-    turns = oracle.rttm_turns(rttm)
-    pieces = oracle.exclusive_turns(turns)
-    assert [(round(s, 3), round(e, 3), spk) for s, e, spk in pieces] == [
-        (0.5, 3.5, "alice"),
-        (4.0, 6.75, "bob"),     # hand-over overlap 6.5-7.0 cut in its middle
-        (6.75, 7.2, "alice"),
-        (7.2, 7.5, "bob"),      # the back-channel keeps its whole turn
-        (7.5, 9.0, "alice"),
-    ]
-    for a, b in zip(pieces, pieces[1:]):
-        assert a.end <= b.start
-    assert oracle.exclusive_turns([]) == []
+    assert oracle.crop_turns(turns, 7.0)[-1] == Turn(6.5, 7.0, "alice")
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -152,7 +146,7 @@ def test_jitter_moves_every_boundary_within_bounds_reproducibly(rttm, seed):
 
 
 def test_jitter_drops_a_turn_whose_boundaries_cross():
-    tiny = [oracle.RTTMTurn(1.0, 1.05, "a")]
+    tiny = [Turn(1.0, 1.05, "a")]
     survivors = [len(oracle.jitter_turns(tiny, 0.5, seed=s)) for s in range(50)]
     assert 0 in survivors and 1 in survivors
 
@@ -182,14 +176,12 @@ def test_oracle_loads_with_pipeline_from_pretrained(tmp_path, rttm):
     assert isinstance(pipeline, oracle.OracleDiarization)
     output = pipeline({"waveform": torch.zeros(1, 16000 * 10), "sample_rate": 16000}, num_speakers=2)
     full, exclusive = _full_and_exclusive(output)
-    assert _annotation_turns(full) == [tuple(round(x, 6) if isinstance(x, float) else x for x in t)
-                                       for t in oracle.rttm_turns(rttm)]
+    assert _annotation_turns(full) == rows(oracle.rttm_turns(rttm), 6)
     if compat.PYANNOTE_MAJOR >= 4:
         from pyannote.audio.pipelines.speaker_diarization import DiarizeOutput
 
         assert isinstance(output, DiarizeOutput)
-        assert _annotation_turns(exclusive) == [(round(s, 6), round(e, 6), spk)
-                                                for s, e, spk in oracle.exclusive_turns(oracle.rttm_turns(rttm))]
+        assert _annotation_turns(exclusive) == rows(exclusive_turns(oracle.rttm_turns(rttm)), 6)
 
 
 def test_jittered_oracle_matches_the_in_process_turns(tmp_path, rttm):
@@ -205,11 +197,11 @@ def test_jittered_oracle_matches_the_in_process_turns(tmp_path, rttm):
     again = pipeline({"waveform": torch.zeros(1, samples), "sample_rate": 16000})
     full, _ = _full_and_exclusive(first)
     expected, _ = oracle.oracle_turns(rttm, jitter=0.25, seed=3, duration=8.0)
-    assert _annotation_turns(full) == [(round(s, 6), round(e, 6), spk) for s, e, spk in expected]
+    assert _annotation_turns(full) == rows(expected, 6)
     assert _annotation_turns(full) == _annotation_turns(_full_and_exclusive(again)[0])
     assert max(e for _, e, _ in _annotation_turns(full)) <= 8.0
-    for (s, e, spk), (s0, e0, spk0) in zip(expected, oracle.rttm_turns(rttm)):
-        assert spk == spk0 and abs(s - s0) <= 0.25 + 1e-9
+    for moved, original in zip(expected, oracle.rttm_turns(rttm)):
+        assert moved.speaker == original.speaker and abs(moved.start - original.start) <= 0.25 + 1e-9
 
 
 def test_the_endpoint_diarizer_loads_the_oracle_folder(tmp_path, rttm):
@@ -218,11 +210,9 @@ def test_the_endpoint_diarizer_loads_the_oracle_folder(tmp_path, rttm):
 
     diarizer = Diarizer(str(oracle.write_oracle_pipeline(tmp_path / "oracle", rttm)))
     result = diarizer(Audio(np.zeros(16000 * 10, dtype=np.float32)))
-    assert [(t.start, t.end, t.speaker) for t in result.full] == [tuple(t) for t in oracle.rttm_turns(rttm)]
-    exclusive = [(round(t.start, 6), round(t.end, 6), t.speaker) for t in result.exclusive]
-    if oracle._pyannote_major() >= 4:  # on pyannote 3 the endpoint's compat layer derives it
-        assert exclusive == [(round(s, 6), round(e, 6), spk)
-                             for s, e, spk in oracle.exclusive_turns(oracle.rttm_turns(rttm))]
+    assert result.full == oracle.rttm_turns(rttm)
+    # one rule on both pyannote versions (4: in the oracle's DiarizeOutput; 3: in the endpoint)
+    assert rows(result.exclusive, 6) == rows(exclusive_turns(oracle.rttm_turns(rttm)), 6)
 
 
 def test_bad_oracle_settings_are_refused(tmp_path, rttm):
@@ -239,8 +229,8 @@ def test_handler_with_oracle_diarization_model(make_handler, tiny_models, tmp_pa
     handler = make_handler(ASR_MODEL=tiny_models.whisper,
                            DIARIZATION_MODEL=oracle.write_oracle_pipeline(tmp_path / "oracle", rttm))
     out = handler({"inputs": wav_bytes(bursts(10.0), 16000), "parameters": {"output_formats": ["rttm"]}})
-    turns = [(round(s, 3), round(e, 3)) for s, e, _ in oracle.sort_turns(
-        t for ts in oracle.parse_rttm(out["rttm"]).values() for t in ts)]
+    turns = [(round(t.start, 3), round(t.end, 3)) for t in sort_turns(
+        t for ts in parse_rttm(out["rttm"]).values() for t in ts)]
     assert turns == [(round(t.start, 3), round(t.end, 3)) for t in oracle.rttm_turns(rttm)]
     assert out["metadata"]["diarization"] is True
 

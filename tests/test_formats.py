@@ -12,7 +12,7 @@ import webvtt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from speech_endpoint.formats import MAX_CUE_CHARS, MAX_CUE_SECONDS, Cue, cues_from, to_rttm, to_srt, to_vtt
+from speech_endpoint.formats import MAX_CUE_CHARS, MAX_CUE_SECONDS, cues_from, to_rttm, to_srt, to_vtt
 from speech_endpoint.schema import Segment, Turn, Utterance, Word
 
 # ---- readers -------------------------------------------------------------------------
@@ -100,7 +100,7 @@ def test_speakers_shown_as_srt_prefix_and_vtt_voice():
 
 
 def test_timestamp_layout():
-    cues = [Cue(62.345, 63.0, "a"), Cue(3723.456, 3724.0, "b")]
+    cues = [Utterance(None, "a", 62.345, 63.0), Utterance(None, "b", 3723.456, 3724.0)]
     s, v = to_srt(cues), to_vtt(cues)
     assert "00:01:02,345 --> 00:01:03,000" in s
     assert "01:02:03,456 --> 01:02:04,000" in s
@@ -110,10 +110,10 @@ def test_timestamp_layout():
 
 def test_rounding_never_ends_before_start_and_output_is_sorted():
     cues = [
-        Cue(5.0, 6.0, "later"),
-        Cue(1.0004, 1.0001, "end before start after rounding"),
-        Cue(2.0, 2.0, "zero length"),
-        Cue(-0.2, 0.5, "negative start"),
+        Utterance(None, "later", 5.0, 6.0),
+        Utterance(None, "end before start after rounding", 1.0004, 1.0001),
+        Utterance(None, "zero length", 2.0, 2.0),
+        Utterance(None, "negative start", -0.2, 0.5),
     ]
     for parsed in (read_srt(to_srt(cues)), [c[:3] for c in read_vtt(to_vtt(cues))]):
         starts = [p[0] for p in parsed]
@@ -123,7 +123,7 @@ def test_rounding_never_ends_before_start_and_output_is_sorted():
 
 
 def test_escaping_keeps_cue_structure():
-    tricky = [Cue(0, 1, "a --> b"), Cue(1, 2, "x < y & z > w"), Cue(2, 3, "two\n\nparagraphs")]
+    tricky = [Utterance(None, "a --> b", 0, 1), Utterance(None, "x < y & z > w", 1, 2), Utterance(None, "two\n\nparagraphs", 2, 3)]
     srt_cues = read_srt(to_srt(tricky))
     assert [c[2] for c in srt_cues] == ["a -> b", "x < y & z > w", "two paragraphs"]
     vtt_cues = read_vtt(to_vtt(tricky))
@@ -132,7 +132,7 @@ def test_escaping_keeps_cue_structure():
 
 
 def test_speaker_names_are_escaped_in_vtt():
-    cues = [Cue(0, 1, "hi", speaker="Ann & <Bob>")]
+    cues = [Utterance("Ann & <Bob>", "hi", 0, 1)]
     assert read_vtt(to_vtt(cues)) == [(0, 1000, "hi", "Ann & <Bob>")]
 
 
@@ -206,14 +206,14 @@ def test_words_go_to_their_own_speakers_utterance():
 def test_not_split_without_words_or_when_words_disagree():
     words, text = _speech(40)
     long_segment = Segment(text, 0.0, 20.0)
-    assert cues_from([long_segment]) == [Cue(0.0, 20.0, text)]
+    assert cues_from([long_segment]) == [Utterance(None, text, 0.0, 20.0)]
     other = [Word(" different", w.start, w.end) for w in words]
-    assert cues_from([long_segment], other) == [Cue(0.0, 20.0, text)]
+    assert cues_from([long_segment], other) == [Utterance(None, text, 0.0, 20.0)]
 
 
 def test_short_cues_and_single_long_word_stay_whole():
-    assert cues_from([Segment(" Hi.", 0, 1)], [Word(" Hi.", 0, 1)]) == [Cue(0, 1, "Hi.")]
-    assert cues_from([Segment("Aaaah", 0, 10)], [Word("Aaaah", 0, 10)]) == [Cue(0, 10, "Aaaah")]
+    assert cues_from([Segment(" Hi.", 0, 1)], [Word(" Hi.", 0, 1)]) == [Utterance(None, "Hi.", 0, 1)]
+    assert cues_from([Segment("Aaaah", 0, 10)], [Word("Aaaah", 0, 10)]) == [Utterance(None, "Aaaah", 0, 10)]
 
 
 def test_cjk_text_without_spaces_is_split_on_its_own_characters():
@@ -249,7 +249,7 @@ def test_rttm_edge_cases():
 
 def test_timestamps_must_be_finite():
     with pytest.raises(ValueError):
-        to_srt([Cue(float("nan"), 1.0, "x")])
+        to_srt([Utterance(None, "x", float("nan"), 1.0)])
 
 
 # ---- properties -----------------------------------------------------------------------
@@ -261,7 +261,7 @@ _text = st.text(st.characters(blacklist_categories=("Cs", "Cc")), min_size=1, ma
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(_times, _times, _text, st.sampled_from([None, "SPEAKER_00", "SPEAKER_01"])), max_size=8))
 def test_any_cues_parse_back_with_the_same_times(raw):
-    cues = [Cue(a, b, t, s) for a, b, t, s in raw]
+    cues = [Utterance(s, t, a, b) for a, b, t, s in raw]
     parsed_srt, parsed_vtt = read_srt(to_srt(cues)), read_vtt(to_vtt(cues))
     expected = sorted((ms(c.start), max(ms(c.end), ms(c.start) + 1)) for c in cues if c.text.split())
     assert [p[:2] for p in parsed_srt] == expected

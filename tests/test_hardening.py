@@ -9,7 +9,7 @@ them, the same handler / server process answers a good request with exactly the 
 it gave before any of them (metadata.timings aside: wall-clock times).
 
 The limits come from the settings (MAX_PAYLOAD_BYTES, MAX_AUDIO_S, MAX_BATCH_SIZE),
-set small here. The energy gate (speech_endpoint/vad.py) is measured on real speech at
+set small here. The energy gate (speech_endpoint/speech_activity.py) is measured on real speech at
 the end.
 """
 from __future__ import annotations
@@ -496,7 +496,7 @@ def test_damaged_files_decode_or_raise_a_client_error(kind, flips, cut):
     """Bytes flipped anywhere (headers included) and cuts anywhere: decoding gives finite
     mono audio within the limit, or a ClientError; never another exception."""
     from speech_endpoint.audio import decode
-    from speech_endpoint.vad import has_speech
+    from speech_endpoint.speech_activity import energy_activity, has_speech
 
     data = bytearray(seed_files()[kind])
     for position, value in flips:
@@ -510,7 +510,7 @@ def test_damaged_files_decode_or_raise_a_client_error(kind, flips, cut):
         return
     assert audio.samples.ndim == 1 and audio.duration <= 30
     assert np.all(np.isfinite(audio.samples)) and np.abs(audio.samples).max(initial=0) <= 1.0
-    has_speech(audio.samples, audio.sample_rate)
+    has_speech(energy_activity(audio.samples, audio.sample_rate))
 
 
 @settings(max_examples=60, deadline=None)
@@ -570,8 +570,11 @@ def gate_measurements() -> list[dict]:
     """Per recording and condition: does the whole file pass the gate; how many of its
     utterances, each cut out alone (as a client-side VAD would send them), are gated
     empty; what share of the transcribed speech lies inside the decoding windows."""
-    from speech_endpoint.vad import has_speech
+    from speech_endpoint.speech_activity import energy_activity, has_speech
     from speech_endpoint.windows import speech_windows
+
+    def gate(audio):
+        return has_speech(energy_activity(audio, RATE))
 
     rows = []
     for name, (samples, utterances) in real_speech().items():
@@ -579,11 +582,11 @@ def gate_measurements() -> list[dict]:
         for s, e in utterances:
             reference[int(s * RATE):int(e * RATE)] = True
         for condition, audio in conditions(samples).items():
-            empty = sum(not has_speech(audio[int(s * RATE):int(e * RATE)], RATE) for s, e in utterances)
+            empty = sum(not gate(audio[int(s * RATE):int(e * RATE)]) for s, e in utterances)
             windowed = np.zeros(len(audio), bool)
-            for s, e in speech_windows(audio, RATE):
+            for s, e in speech_windows(energy_activity(audio, RATE), len(audio), RATE):
                 windowed[s:e] = True
-            rows.append({"recording": name, "condition": condition, "whole_file_speech": has_speech(audio, RATE),
+            rows.append({"recording": name, "condition": condition, "whole_file_speech": gate(audio),
                          "utterances": len(utterances), "utterances_gated_empty": empty,
                          "speech_in_windows": float((windowed & reference).sum() / reference.sum())})
     return rows

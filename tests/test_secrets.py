@@ -203,7 +203,7 @@ def server_output(fast_models, tmp_path_factory) -> dict:
         statuses["health"] = record(requests.get(proc.url + "/health", timeout=10))
         statuses["metrics"] = record(requests.get(proc.url + "/metrics", timeout=10))
         (folder / "talk.wav").write_bytes(audio)
-        client = subprocess.run([sys.executable, str(REPO / "scripts" / "client.py"), str(folder / "talk.wav"),
+        client = subprocess.run([sys.executable, "-m", "scripts.client", str(folder / "talk.wav"),
                                  "--url", proc.url, "--format", "json"],
                                 capture_output=True, text=True, timeout=300, cwd=REPO,
                                 env=clean_env(HF_TOKEN=FAKE_TOKEN))

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import torch
 
+from speech_endpoint.compat import PYANNOTE_MAJOR
 from support import tiny_models as mtm
 
 transformers = pytest.importorskip("transformers")
@@ -361,7 +362,7 @@ def _turns(output):
 def test_diarization_loads_from_folder_on_pyannote_4(tiny_models):
     from pyannote.audio import Pipeline
 
-    if mtm._pyannote_major() < 4:
+    if PYANNOTE_MAJOR < 4:
         pytest.skip("pyannote.audio 3 loads only from the config.yaml path")
     pipeline = Pipeline.from_pretrained(str(tiny_models.diarization))
     assert type(pipeline).__name__ == "SpeakerDiarization"
@@ -373,7 +374,7 @@ def test_diarization_noise(diarization_pipeline):
     turns = _turns(output)
     assert turns
     assert all(0.0 <= start < end <= 12.0 + 0.05 for start, end, _ in turns)
-    if mtm._pyannote_major() >= 4:
+    if PYANNOTE_MAJOR >= 4:
         assert type(output).__name__ == "DiarizeOutput"
         assert list(output.exclusive_speaker_diarization.itertracks())
     else:

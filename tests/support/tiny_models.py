@@ -1,6 +1,6 @@
 """Build tiny checkpoints for offline tests (no model hub needed), in about a second.
 
-    python scripts/make_tiny_models.py OUT_DIR
+    python -m tests.support.tiny_models OUT_DIR
 
 writes four folders under OUT_DIR and prints their paths:
 
@@ -119,8 +119,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from speech_endpoint.compat import PYANNOTE_MAJOR
+from speech_endpoint.schema import SAMPLE_RATE
+
 SEED = 0
-SAMPLE_RATE = 16000
 D_MODEL = 64
 NUM_MEL_BINS = 80
 MAX_SOURCE_POSITIONS = 1500
@@ -501,12 +503,6 @@ def build_whisper_models(out_dir: Path):
 # ---------------------------------------------------------------------------- pyannote
 
 
-def _pyannote_major() -> int:
-    from importlib.metadata import version
-
-    return int(version("pyannote.audio").split(".")[0])
-
-
 def _lightning_checkpoint(model) -> dict:
     try:
         from lightning import __version__ as pl_version
@@ -632,7 +628,7 @@ def build_diarization(out_dir: Path) -> Path:
     torch.manual_seed(SEED + 1)
     torch.save(_lightning_checkpoint(_embedding_model()), embedding_bin)
 
-    major = _pyannote_major()
+    major = PYANNOTE_MAJOR
     if major >= 4:
         _write_plda(folder / "plda", np.random.default_rng(SEED))
         config = {

@@ -1,13 +1,16 @@
-"""A small energy gate: is there anything in this audio that could be speech?
+"""Speech activity: where in the audio anything could be speech, computed once per request.
 
-Whisper hallucinates on silence and steady noise ("Thank you."), so audio without a
-single stretch clearly louder than its own noise floor is not sent to the model at all.
+Whisper hallucinates on silence and steady noise ("Thank you."), so audio without a single
+stretch clearly louder than its own noise floor is not sent to the model at all, and the
+same frames decide where the decoding windows are cut (`speech_endpoint.windows`).
 The gate is deliberately permissive: it only has to reject silence and stationary noise,
 the model handles the rest.
 """
 from __future__ import annotations
 
 import numpy as np
+
+from speech_endpoint.schema import SpeechActivity
 
 FRAME_S = 0.02
 
@@ -34,7 +37,12 @@ def speech_mask(energies_db: np.ndarray, *, floor_db: float = -70.0, above_noise
     return energies_db > threshold
 
 
-def has_speech(samples: np.ndarray, sample_rate: int, *, min_speech_s: float = 0.2) -> bool:
-    """True when at least `min_speech_s` of frames pass `speech_mask`."""
-    mask = speech_mask(frame_energies_db(samples, sample_rate))
-    return int(np.count_nonzero(mask)) * FRAME_S >= min_speech_s
+def energy_activity(samples: np.ndarray, sample_rate: int) -> SpeechActivity:
+    """Frame energies as scores, frames over the noise floor as speech."""
+    energies = frame_energies_db(samples, sample_rate)
+    return SpeechActivity(frame_s=FRAME_S, scores=energies, mask=speech_mask(energies))
+
+
+def has_speech(activity: SpeechActivity, *, min_speech_s: float = 0.2) -> bool:
+    """True when at least `min_speech_s` of frames count as speech."""
+    return activity.speech_s >= min_speech_s - 1e-9
