@@ -35,7 +35,8 @@ from speech_endpoint.schema import (
     SpeechActivity,
     Transcript,
 )
-from speech_endpoint.speech_activity import energy_activity, has_speech
+from speech_endpoint.silero import SileroVAD
+from speech_endpoint.speech_activity import activity_from_probabilities, has_speech
 
 log = logging.getLogger("speech_endpoint")
 
@@ -58,13 +59,15 @@ class EndpointHandler:
         started = time.perf_counter()
         if s.cpu_threads:
             torch.set_num_threads(s.cpu_threads)
+        self.vad = SileroVAD()
         self.asr = WhisperASR(s.asr_model, assistant_id=s.assistant_model, token=s.token, quantize=s.quantize)
         self.diarizer = (
             Diarizer(s.diarization_model, token=s.token, device=self.asr.device)
             if s.diarization_model else None
         )
-        if s.warmup:
-            self._warmup()
+        if s.warmup:  # the first request must not pay for lazy initialisation
+            self.vad.probabilities(np.zeros(SAMPLE_RATE, np.float32))
+            self.asr.warm_up()
         log.info("models loaded in %.1f s (device %s)", time.perf_counter() - started, self.asr.device)
 
     def __call__(self, data: dict[str, Any], progress=None) -> ResponseJSON:
@@ -117,9 +120,9 @@ class EndpointHandler:
                                sampling_rate=request.config.sampling_rate, max_seconds=self.settings.max_audio_s)
 
     def speech(self, audio: Audio) -> SpeechActivity:
-        """Where the audio has speech: the request's one speech-activity pass, which decides
-        whether Whisper runs at all and where its windows are cut."""
-        return energy_activity(audio.samples, audio.sample_rate)
+        """Where the audio has speech: the request's one speech-activity pass (Silero VAD),
+        which decides whether Whisper runs at all and where its windows are cut."""
+        return activity_from_probabilities(self.vad.probabilities(audio.samples), self.vad.frame_s, audio.duration)
 
     def decode_options(self, request: Request, duration: float) -> DecodeOptions:
         """How to decode `duration` seconds: "auto" takes the assistant where it wins
@@ -173,14 +176,9 @@ class EndpointHandler:
             "timestamp_granularity": config.timestamp_granularity,
             "diarization": request.diarize,
             "speech_detected": has_speech(activity),
+            "speech_s": round(activity.speech_s, 3),
             "notes": notes,
             "timings": {name: round(value, 3) for name, value in timings.items()},  # type: ignore[typeddict-item]
         }
         return response.render(transcript.text, attribution, output_formats=config.output_formats,
                                word_chunks=config.timestamp_granularity == "word", metadata=metadata)
-
-    def _warmup(self) -> None:
-        """One short decode so the first real request does not pay for lazy initialisation."""
-        noise = (0.1 * np.random.default_rng(0).standard_normal(SAMPLE_RATE)).astype(np.float32)
-        activity = energy_activity(noise, SAMPLE_RATE)
-        self.asr.transcribe(Audio(noise), activity, DecodeOptions(batch_size=1))

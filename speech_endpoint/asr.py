@@ -77,6 +77,7 @@ class WhisperASR:
         self.assistant = self._load_assistant(assistant_id, common) if assistant_id else None
         self._pipe = None  # built on first sequential request
         gen = self.model.generation_config
+        self.max_new_tokens = self.model.config.max_target_positions // 2 - 4  # minus the decoder prompt
         self.multilingual = bool(getattr(gen, "is_multilingual", True))
         self.eot = int(gen.eos_token_id if isinstance(gen.eos_token_id, int) else gen.eos_token_id[0])
 
@@ -101,6 +102,15 @@ class WhisperASR:
             if options.chunk_length_s == 0:
                 return self._sequential(audio, options)
             return self._windows(audio, activity, options, progress)
+
+    def warm_up(self) -> None:
+        """The encoder and two decoding steps on a second of silence, so that the first
+        request does not pay for lazy initialisation (CUDA context, kernels, caches)."""
+        options = DecodeOptions(language="en" if self.multilingual else None, batch_size=1)
+        with torch.inference_mode():
+            features = self._features([np.zeros(SAMPLE_RATE, np.float32)])
+            kwargs = {**self._generate_kwargs(options, options.language), "max_new_tokens": 2}
+            self.model.generate(encoder_outputs=self.model.get_encoder()(features), return_timestamps=False, **kwargs)
 
     # ---- windows strategy ---------------------------------------------------------------
 
@@ -163,14 +173,18 @@ class WhisperASR:
     def _generate_kwargs(self, options: DecodeOptions, language: str | None) -> dict[str, Any]:
         """What both strategies pass to `generate`: greedy, task and language (multilingual
         models), the spelling prompt, and the assistant."""
-        kwargs: dict[str, Any] = compat.greedy_generate_kwargs()
+        # At most half the decoder's context per window, as OpenAI's decoding: a window that
+        # loops (music, noise) stops there instead of running past the position table.
+        kwargs: dict[str, Any] = {**compat.greedy_generate_kwargs(), "max_new_tokens": self.max_new_tokens}
         if self.multilingual:
             kwargs["task"] = options.task
             if language:
                 kwargs["language"] = language
         if options.prompt:
+            ids = self.tokenizer.get_prompt_ids(options.prompt, return_tensors="np")
+            # <|startofprev|> and the prompt's last tokens: the prompt may take the other half
             kwargs["prompt_ids"] = torch.as_tensor(
-                self.tokenizer.get_prompt_ids(options.prompt, return_tensors="np"), device=self.device)
+                np.concatenate([ids[:1], ids[1:][-(self.max_new_tokens - 1):]]), device=self.device)
         if options.use_assistant:
             kwargs["assistant_model"] = self.assistant
         return kwargs

@@ -145,6 +145,7 @@ class MetadataJSON(TypedDict):
     timestamp_granularity: str
     diarization: bool
     speech_detected: bool
+    speech_s: float
     notes: list[str]
     timings: TimingsJSON
 

@@ -1,10 +1,11 @@
-"""Speech activity: where in the audio anything could be speech, computed once per request.
+"""Where the audio has speech, from per-frame speech probabilities (Silero VAD): computed
+once per request, it decides whether Whisper runs at all (no speech, no invented "Thank
+you.") and where the decoding windows are cut (`speech_endpoint.windows`). Pure logic.
 
-Whisper hallucinates on silence and steady noise ("Thank you."), so audio without a single
-stretch clearly louder than its own noise floor is not sent to the model at all, and the
-same frames decide where the decoding windows are cut (`speech_endpoint.windows`).
-The gate is deliberately permissive: it only has to reject silence and stationary noise,
-the model handles the rest.
+Regions follow Silero's own `get_speech_timestamps`: speech starts at a frame with
+probability >= `threshold`, ends once the probability has stayed below `threshold - 0.15`
+for `min_silence_s`; regions not longer than `min_speech_s` are dropped, and each is
+padded by `pad_s` (a gap shorter than two pads is split in its middle).
 """
 from __future__ import annotations
 
@@ -12,37 +13,59 @@ import numpy as np
 
 from speech_endpoint.schema import SpeechActivity
 
-FRAME_S = 0.02
+THRESHOLD = 0.5
+MIN_SPEECH_S = 0.25
+MIN_SILENCE_S = 0.1
+PAD_S = 0.03
 
 
-def frame_energies_db(samples: np.ndarray, sample_rate: int) -> np.ndarray:
-    """Energy of consecutive 20 ms frames, in dBFS; a trailing partial frame counts too."""
-    size = int(FRAME_S * sample_rate)
-    count = -(-len(samples) // size)
-    if count == 0:
-        return np.zeros(0, np.float32)
-    squared = np.zeros(count * size, np.float64)
-    squared[: len(samples)] = np.asarray(samples, dtype=np.float64) ** 2
-    lengths = np.full(count, size)
-    lengths[-1] = len(samples) - (count - 1) * size
-    return 10.0 * np.log10(squared.reshape(count, size).sum(axis=1) / lengths + 1e-12)
+def speech_regions(probs: np.ndarray, frame_s: float, duration_s: float, *, threshold: float = THRESHOLD,
+                   min_speech_s: float = MIN_SPEECH_S, min_silence_s: float = MIN_SILENCE_S,
+                   pad_s: float = PAD_S) -> list[tuple[float, float]]:
+    """[start_s, end_s) speech regions (see the module docstring); a region still open at
+    the end of the audio runs to `duration_s`."""
+    neg_threshold = max(threshold - 0.15, 0.01)
+    min_silence = round(min_silence_s / frame_s, 9)  # in frames, exactly (0.096 / 0.032 == 3)
+    min_speech = round(min_speech_s / frame_s, 9)
+    regions: list[list[float]] = []
+    start = dip = None
+    for i, p in enumerate(np.asarray(probs, dtype=np.float64)):
+        if p >= threshold:
+            dip = None
+            if start is None:
+                start = i
+            continue
+        if p < neg_threshold and start is not None:
+            dip = i if dip is None else dip
+            if i - dip < min_silence:
+                continue
+            if dip - start > min_speech:
+                regions.append([start * frame_s, dip * frame_s])
+            start = dip = None
+    if start is not None and duration_s - start * frame_s > min_speech_s + 1e-9:
+        regions.append([start * frame_s, duration_s])
+    for k, region in enumerate(regions):
+        if k + 1 < len(regions):
+            gap = regions[k + 1][0] - region[1]
+            half = gap / 2 if gap < 2 * pad_s else pad_s
+            region[1] += half
+            regions[k + 1][0] -= half
+        else:
+            region[1] = min(duration_s, region[1] + pad_s)
+    if regions:
+        regions[0][0] = max(0.0, regions[0][0] - pad_s)
+    return [(float(a), float(b)) for a, b in regions]
 
 
-def speech_mask(energies_db: np.ndarray, *, floor_db: float = -70.0, above_noise_db: float = 6.0) -> np.ndarray:
-    """Frames louder than both an absolute floor and the audio's own noise floor (its
-    10th-percentile frame) by `above_noise_db`."""
-    if len(energies_db) == 0:
-        return np.zeros(0, bool)
-    threshold = max(floor_db, float(np.percentile(energies_db, 10)) + above_noise_db)
-    return energies_db > threshold
+def activity_from_probabilities(probs: np.ndarray, frame_s: float, duration_s: float, **region_options) -> SpeechActivity:
+    """Probabilities as scores; the frames inside speech regions as speech."""
+    probs = np.asarray(probs, dtype=np.float32)
+    mask = np.zeros(len(probs), bool)
+    for start, end in speech_regions(probs, frame_s, duration_s, **region_options):
+        mask[int(start / frame_s + 1e-9):int(np.ceil(end / frame_s - 1e-9))] = True
+    return SpeechActivity(frame_s=frame_s, scores=probs, mask=mask)
 
 
-def energy_activity(samples: np.ndarray, sample_rate: int) -> SpeechActivity:
-    """Frame energies as scores, frames over the noise floor as speech."""
-    energies = frame_energies_db(samples, sample_rate)
-    return SpeechActivity(frame_s=FRAME_S, scores=energies, mask=speech_mask(energies))
-
-
-def has_speech(activity: SpeechActivity, *, min_speech_s: float = 0.2) -> bool:
-    """True when at least `min_speech_s` of frames count as speech."""
-    return activity.speech_s >= min_speech_s - 1e-9
+def has_speech(activity: SpeechActivity) -> bool:
+    """Whether any speech region was found (regions are already at least MIN_SPEECH_S)."""
+    return bool(np.any(activity.mask))

@@ -11,7 +11,7 @@ import numpy as np
 
 from speech_endpoint.schema import SpeechActivity
 
-PAD_S = 0.2  # context kept around speech so word onsets/offsets are not clipped
+PAD_S = 0.2  # context kept around speech so word onsets/offsets are not clipped (not at cuts)
 
 
 def speech_windows(activity: SpeechActivity, num_samples: int, sample_rate: int, max_window_s: float = 30.0,
@@ -37,11 +37,12 @@ def speech_windows(activity: SpeechActivity, num_samples: int, sample_rate: int,
     windows.extend(_split(start, end, limit, scores))
     frame = int(round(frame_s * sample_rate))
     total = num_samples
+    cuts = {e for _, e in windows} & {s for s, _ in windows}  # inside a stretch: no context to add
     out = []
     prev_end = 0
     for s, e in windows:
-        s_sample = max(prev_end, (s - pad) * frame, 0)
-        e_sample = min(total, (e + pad) * frame) if e < n else total
+        s_sample = max(prev_end, (s - (0 if s in cuts else pad)) * frame, 0)
+        e_sample = min(total, (e + (0 if e in cuts else pad)) * frame) if e < n else total
         if e_sample > s_sample:
             out.append((s_sample, e_sample))
             prev_end = e_sample

@@ -224,11 +224,11 @@ def test_bad_oracle_settings_are_refused(tmp_path, rttm):
 
 def test_handler_with_oracle_diarization_model(make_handler, tiny_models, tmp_path, rttm):
     """DIARIZATION_MODEL=<oracle folder>: the response's RTTM is the reference, relabelled."""
-    from support.audio_factory import bursts, wav_bytes
+    from support.audio_factory import speech, wav_bytes
 
     handler = make_handler(ASR_MODEL=tiny_models.whisper,
                            DIARIZATION_MODEL=oracle.write_oracle_pipeline(tmp_path / "oracle", rttm))
-    out = handler({"inputs": wav_bytes(bursts(10.0), 16000), "parameters": {"output_formats": ["rttm"]}})
+    out = handler({"inputs": wav_bytes(speech(10.0), 16000), "parameters": {"output_formats": ["rttm"]}})
     turns = [(round(t.start, 3), round(t.end, 3)) for t in sort_turns(
         t for ts in parse_rttm(out["rttm"]).values() for t in ts)]
     assert turns == [(round(t.start, 3), round(t.end, 3)) for t in oracle.rttm_turns(rttm)]

@@ -5,7 +5,7 @@ import base64
 import numpy as np
 import pytest
 
-from support.audio_factory import bursts, encode, wav_bytes
+from support.audio_factory import bursts, encode, speech, wav_bytes
 from speech_endpoint.errors import ClientError
 
 
@@ -23,7 +23,7 @@ def handler(tiny_models):
         yield EndpointHandler(str(REPO))
 
 
-SPEECHY = wav_bytes(bursts(4.0), 16000)
+SPEECHY = wav_bytes(speech(4.0), 16000)
 
 
 def check_contract(out, duration):
@@ -55,13 +55,13 @@ def test_base64_and_raw_bytes_give_the_same_result(handler):
 
 @pytest.mark.parametrize("rate, channels", [(8000, 1), (44100, 2), (48000, 2)])
 def test_any_rate_and_channel_count(handler, rate, channels):
-    out = handler({"inputs": wav_bytes(bursts(3.0, rate, channels), rate), "parameters": {"diarize": False}})
+    out = handler({"inputs": wav_bytes(speech(3.0, rate, channels), rate), "parameters": {"diarize": False}})
     check_contract(out, 3.0)
     assert out["metadata"]["duration"] == pytest.approx(3.0, abs=0.01)
 
 
 def test_compressed_input(handler):
-    out = handler({"inputs": encode(bursts(3.0, 48000, 2), 48000, "webm"), "parameters": {"diarize": False}})
+    out = handler({"inputs": encode(speech(3.0, 48000, 2), 48000, "webm"), "parameters": {"diarize": False}})
     check_contract(out, 3.1)
 
 

@@ -1,7 +1,10 @@
-"""Test audio made in memory: tones/bursts encoded into real containers with PyAV."""
+"""Test audio: real (synthetic) speech from tests/data, tones and bursts made in memory,
+encoded into real containers with PyAV."""
 from __future__ import annotations
 
 import io
+from functools import lru_cache
+from pathlib import Path
 
 import av
 import numpy as np
@@ -19,8 +22,30 @@ CODECS = {
 }
 
 
+SPEECH_CLIP = Path(__file__).resolve().parent.parent / "data" / "speech.flac"
+
+
+@lru_cache(maxsize=1)
+def _speech_clip() -> np.ndarray:
+    samples, _ = sf.read(SPEECH_CLIP, dtype="float32")
+    return samples
+
+
+def speech(seconds: float = 4.0, rate: int = 16000, channels: int = 1) -> np.ndarray:
+    """Speech a speech detector recognises as such (two espeak-ng voices, repeated to
+    length). Shape (samples, channels), float32."""
+    from speech_endpoint.audio import resample
+
+    clip = _speech_clip()
+    n16 = int(seconds * 16000)
+    mono = np.tile(clip, n16 // len(clip) + 1)[:n16]
+    if rate != 16000:
+        mono = resample(mono, 16000, rate)[: int(seconds * rate)]
+    return np.repeat(mono[:, None], channels, axis=1).astype(np.float32)
+
+
 def bursts(seconds: float = 3.0, rate: int = 16000, channels: int = 1, seed: int = 0) -> np.ndarray:
-    """Speech-like energy pattern: 0.4 s tone+noise bursts separated by 0.3 s pauses.
+    """0.4 s tone+noise bursts separated by 0.3 s pauses: loud, but not speech.
     Shape (samples, channels), float32."""
     rng = np.random.default_rng(seed)
     t = np.arange(int(seconds * rate)) / rate
