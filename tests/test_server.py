@@ -1,4 +1,4 @@
-"""The local server (speech_endpoint/server.py, scripts/serve.py, Dockerfile).
+"""The local server (speech_endpoint/serving/, scripts/serve.py, Dockerfile).
 
 Three kinds of servers:
 - `server`: the Dockerfile's command line (host/port replaced) in a subprocess with the
@@ -9,192 +9,48 @@ Three kinds of servers:
 - in-process uvicorn servers around `create_app` with fake handlers, for behaviour that
   needs control over timing (loading, queue, timeouts, disconnects).
 
-Helpers here are imported by test_client.py and test_transcribe_cli.py.
+Helpers shared with the other test modules are in tests/support/server.py.
 """
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
 import json
-import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
 import textwrap
 import threading
 import time
-from pathlib import Path
 
-import numpy as np
 import pytest
 import requests
-import soundfile as sf
 
-REPO = Path(__file__).resolve().parent.parent
-DOCKERFILE = REPO / "Dockerfile"
-FAKE_TOKEN = "hf_FAKEtoken1234567890"
-AUTH = {"Authorization": f"Bearer {FAKE_TOKEN}"}
+from evaluation.local_server import LocalServer
+from support.server import (  # noqa: F401 - fast_models is a fixture used here
+    AUTH,
+    DOCKERFILE,
+    FAKE_TOKEN,
+    REPO,
+    ControlledHandler,
+    clean_env,
+    dockerfile_command,
+    fast_models,
+    free_port,
+    make_app,
+    metrics,
+    post,
+    raw_http,
+    running,
+    server_argv,
+    speech_wav,
+    start_model_server,
+    wait_for,
+)
+
 BODY_LIMIT = 1_000_000
 QUEUE_LIMIT = 3
-SERVER_ENV_NAMES = ("ASR_MODEL", "ASSISTANT_MODEL", "DIARIZATION_MODEL", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN",
-                    "API_TOKEN", "HOST", "PORT", "HANDLER_DIR", "MAX_QUEUE", "REQUEST_TIMEOUT", "MAX_BODY_BYTES",
-                    "ALLOW_UNAUTHENTICATED", "MAX_PAYLOAD_BYTES", "WARMUP", "DEFAULT_ASSISTED")
-
-
-# ---- helpers (shared with the other test modules) -------------------------------------
-
-
-def speech_wav(seconds: float = 4.0, seed: int = 0, rate: int = 16000) -> bytes:
-    """A WAV with 0.4 s tone+noise bursts every 0.7 s, loud enough for the energy gate."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    envelope = (t % 0.7) < 0.4
-    samples = envelope * (0.3 * np.sin(2 * np.pi * 220 * t) + 0.05 * rng.standard_normal(len(t)))
-    samples += 0.002 * rng.standard_normal(len(t))
-    buf = io.BytesIO()
-    sf.write(buf, samples.astype(np.float32), rate, format="WAV", subtype="PCM_16")
-    return buf.getvalue()
-
-
-def make_fast_whisper(source: Path, target: Path, max_new_tokens: int = 12) -> Path:
-    """A copy of the tiny Whisper that decodes quickly and emits text: at most
-    `max_new_tokens` tokens, and timestamp tokens suppressed (random weights otherwise
-    emit only timestamps, i.e. an empty transcript)."""
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(source, target)
-    path = target / "generation_config.json"
-    generation = json.loads(path.read_text())
-    vocab_size = json.loads((target / "config.json").read_text())["vocab_size"]
-    first_timestamp = generation["no_timestamps_token_id"] + 1
-    generation["suppress_tokens"] = sorted(set(generation.get("suppress_tokens") or [])
-                                           | set(range(first_timestamp, vocab_size)))
-    generation["max_new_tokens"] = max_new_tokens
-    path.write_text(json.dumps(generation, indent=2))
-    return target
-
-
-def dockerfile_command() -> list[str]:
-    """ENTRYPOINT + CMD of the Dockerfile (exec form), as the container runs them."""
-    entrypoint: list[str] = []
-    cmd: list[str] = []
-    for line in DOCKERFILE.read_text().splitlines():
-        match = re.match(r"^\s*(ENTRYPOINT|CMD)\s+(\[.*\])\s*$", line)
-        if match:
-            value = json.loads(match.group(2))
-            if match.group(1) == "ENTRYPOINT":
-                entrypoint = value
-            else:
-                cmd = value
-    return entrypoint + cmd
-
-
-def server_argv(port: int, *extra: str) -> list[str]:
-    """The Dockerfile's command with this interpreter, loopback and `port`."""
-    argv = dockerfile_command()
-    assert argv[0] == "python", argv
-    argv = [sys.executable, *argv[1:]]
-    argv[argv.index("--host") + 1] = "127.0.0.1"
-    argv[argv.index("--port") + 1] = str(port)
-    return [*argv, *extra]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def clean_env(**values: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in SERVER_ENV_NAMES}
-    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-               PYANNOTE_METRICS_ENABLED="0", PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
-    env.update({k: v for k, v in values.items() if v is not None})
-    return env
-
-
-class ServerProcess:
-    """A server subprocess whose stdout+stderr go to a file (read by the token tests)."""
-
-    def __init__(self, argv: list[str], env: dict[str, str], log_path: Path):
-        self.argv = argv
-        self.port = int(argv[argv.index("--port") + 1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self._log = open(log_path, "wb")
-        self.proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT)
-        self.health_statuses: list[int] = []
-        self.first_loading_body: str | None = None
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_healthy(self, timeout: float = 300.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.output()[-3000:]}")
-            try:
-                response = requests.get(self.url + "/health", timeout=5)
-            except requests.ConnectionError:
-                time.sleep(0.1)
-                continue
-            self.health_statuses.append(response.status_code)
-            if response.status_code == 503 and self.first_loading_body is None:
-                self.first_loading_body = response.text
-            if response.status_code == 200:
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"server not healthy after {timeout} s:\n{self.output()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self._log.close()
-
-
-def metrics(url: str) -> dict[str, float]:
-    """Prometheus text -> {'name{labels}': value}."""
-    text = requests.get(url + "/metrics", timeout=10).text
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            out[name] = float(value)
-    return out
-
-
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not reached in time")
-
-
-@pytest.fixture(scope="module")
-def fast_models(tiny_models, tmp_path_factory):
-    """(whisper folder that decodes fast and emits text, diarization folder)."""
-    whisper = make_fast_whisper(Path(tiny_models.whisper), tmp_path_factory.mktemp("fast") / "whisper")
-    return whisper, Path(tiny_models.diarization)
-
-
-def start_model_server(fast_models, log_path: Path, **env: str) -> ServerProcess:
-    whisper, diarization = fast_models
-    values = dict(ASR_MODEL=str(whisper), DIARIZATION_MODEL=str(diarization), WARMUP="false",
-                  HF_TOKEN=FAKE_TOKEN, API_TOKEN=FAKE_TOKEN)
-    values.update(env)
-    return ServerProcess(server_argv(free_port()), clean_env(**values), log_path)
 
 
 # ---- the real server (Dockerfile command, tiny models) --------------------------------
@@ -209,11 +65,6 @@ def server(fast_models, tmp_path_factory):
         yield proc
     finally:
         proc.stop()
-
-
-def post(url: str, path: str = "/", **kwargs) -> requests.Response:
-    headers = {**AUTH, **kwargs.pop("headers", {})}
-    return requests.post(url + path, headers=headers, timeout=120, **kwargs)
 
 
 def check_transcript_shape(result: dict) -> None:
@@ -328,30 +179,6 @@ def test_bearer_token_required_on_post(server):
         assert response.status_code == 401
         assert response.headers["WWW-Authenticate"] == "Bearer"
     assert requests.get(server.url + "/health", timeout=10).status_code == 200  # health stays open
-
-
-def raw_http(port: int, head: str, body_parts=(), read_timeout: float = 30.0) -> tuple[int, dict, bytes]:
-    """Send a hand-made HTTP/1.1 request; return (status, headers, body)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=read_timeout) as sock:
-        sock.sendall(head.replace("\n", "\r\n").encode() + b"\r\n")
-        for part in body_parts:
-            sock.sendall(part)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        header_blob, _, rest = data.partition(b"\r\n\r\n")
-        lines = header_blob.decode("latin-1").split("\r\n")
-        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-        length = int(headers.get("content-length", 0))
-        while len(rest) < length:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            rest += chunk
-        return int(lines[0].split()[1]), headers, rest
 
 
 def test_413_from_content_length_before_reading_the_body(server):
@@ -471,12 +298,16 @@ class EndpointHandler:
 '''
 
 
+def fake_handler_server(folder, **env: str) -> LocalServer:
+    """The Dockerfile's command serving FAKE_HANDLER from `folder`; started, not waited for."""
+    (folder / "handler.py").write_text(textwrap.dedent(FAKE_HANDLER))
+    return LocalServer(server_argv(free_port(), "--handler-dir", str(folder)),
+                       env=clean_env(HF_TOKEN=FAKE_TOKEN, API_TOKEN=FAKE_TOKEN, **env), log_path=folder / "server.log")
+
+
 @pytest.fixture(scope="module")
 def fault_server(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("fake-handler")
-    (folder / "handler.py").write_text(textwrap.dedent(FAKE_HANDLER))
-    env = clean_env(HF_TOKEN=FAKE_TOKEN, API_TOKEN=FAKE_TOKEN)
-    proc = ServerProcess(server_argv(free_port(), "--handler-dir", str(folder)), env, folder / "server.log")
+    proc = fake_handler_server(tmp_path_factory.mktemp("fake-handler"))
     try:
         proc.wait_healthy(timeout=60)
         yield proc
@@ -525,53 +356,6 @@ def test_loopback_detection():
 
 
 # ---- in-process servers with fake handlers: loading, queue, timeouts, disconnects -------
-
-
-class ControlledHandler:
-    """Records calls; `{"parameters": {"block": true}}` waits until `release` is set."""
-
-    def __init__(self):
-        self.release = threading.Event()
-        self.calls: list[str] = []
-
-    def __call__(self, data):
-        from speech_endpoint.errors import ClientError
-
-        params = data.get("parameters") or {}
-        self.calls.append(params.get("name", "?"))
-        if params.get("block"):
-            assert self.release.wait(30)
-        if params.get("fail") == "client":
-            raise ClientError("that parameter is wrong")
-        if params.get("fail") == "crash":
-            raise KeyError("something internal")
-        return {"text": params.get("name", ""), "chunks": [], "speakers": [],
-                "inputs": type(data["inputs"]).__name__, "parameters": params}
-
-
-@contextlib.contextmanager
-def running(app):
-    import uvicorn
-
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started or not thread.is_alive())
-    assert server.started
-    try:
-        yield f"http://127.0.0.1:{port}", port
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
-
-
-def make_app(handler=None, *, factory=None, **settings):
-    from speech_endpoint.server import ServerSettings, create_app
-
-    settings.setdefault("retry_after_s", 2)
-    return create_app(factory or (lambda: handler), ServerSettings(**settings), secrets=[FAKE_TOKEN])
 
 
 def send_async(url, results: dict, key: str, **params):
@@ -744,7 +528,7 @@ def test_inference_client_request_shapes_are_accepted(monkeypatch):
 
 
 def test_parse_request_shapes():
-    from speech_endpoint.server import RequestError, parse_request, query_parameters
+    from speech_endpoint.serving.parsing import RequestError, parse_request, query_parameters
 
     audio = speech_wav(1.0)
     encoded = base64.b64encode(audio).decode()
@@ -765,7 +549,8 @@ def test_parse_request_shapes():
 def test_redaction_filter_and_stream():
     import logging
 
-    from speech_endpoint.server import RedactingStream, SecretRedactingFilter, safe_error
+    from speech_endpoint.serving.loading import safe_error
+    from speech_endpoint.serving.redaction import RedactingStream, SecretRedactingFilter
 
     flt = SecretRedactingFilter([FAKE_TOKEN])
     try:
@@ -783,3 +568,4 @@ def test_redaction_filter_and_stream():
     RedactingStream(buffer, [FAKE_TOKEN]).write(f"print {FAKE_TOKEN}\n")
     assert buffer.getvalue() == "print [REDACTED]\n"
     assert safe_error(OSError(f"no file\nsecond line {FAKE_TOKEN}"), [FAKE_TOKEN]) == "OSError: no file"
+
