@@ -110,7 +110,11 @@ class RunningServer:
         return ""
 
     def __enter__(self) -> RunningServer:
-        return self.wait_healthy()
+        try:
+            return self.wait_healthy()
+        except BaseException:
+            self.stop()  # a server that never came up is not left running
+            raise
 
     def __exit__(self, *exc) -> None:
         self.stop()

@@ -782,11 +782,10 @@ def test_local_server_reports_a_server_that_exits(tmp_path):
     assert "environment variable MAX_QUEUE" in str(caught.value) and str(server.log_path) in str(caught.value)
     server.stop()
     default = LocalServer(env=clean_env(), startup_timeout=0.5)  # the default argv, a temporary log
-    try:
-        assert default.argv == serve_argv(default.port)
-        with pytest.raises(ServerError, match="not healthy after"):
-            default.wait_healthy()
-    finally:
-        default.stop()
+    assert default.argv == serve_argv(default.port)
+    with pytest.raises(ServerError, match="not healthy after"):
+        with default:
+            pass
+    assert default.proc.returncode is not None  # stopped, not left running
     assert default.log_path.exists()
     default.log_path.unlink()
