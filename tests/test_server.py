@@ -304,8 +304,8 @@ class EndpointHandler:
 def fake_handler_server(folder, **env: str) -> LocalServer:
     """The Dockerfile's command serving FAKE_HANDLER from `folder`; started, not waited for."""
     (folder / "handler.py").write_text(textwrap.dedent(FAKE_HANDLER))
-    return LocalServer(server_argv(free_port(), "--handler-dir", str(folder)),
-                       env=clean_env(HF_TOKEN=FAKE_TOKEN, API_TOKEN=FAKE_TOKEN, **env), log_path=folder / "server.log")
+    env = clean_env(HF_TOKEN=FAKE_TOKEN, API_TOKEN=FAKE_TOKEN, **env)
+    return LocalServer(server_argv(free_port(), "--handler-dir", str(folder)), env=env, log_path=folder / "server.log")
 
 
 @pytest.fixture(scope="module")
@@ -752,7 +752,7 @@ def test_a_second_inference_route_shares_auth_queue_and_metrics():
         assert post(url, "/", json={"inputs": "AAAA", "parameters": {"name": "platform"}}).status_code == 200
         counts = metrics(url)
         assert counts['speech_requests_total{status="200"}'] == 2
-        assert counts['speech_requests_total{status="400"}'] == 1 and counts['speech_requests_total{status="401"}'] == 1
+        assert counts['speech_requests_total{status="400"}'] == counts['speech_requests_total{status="401"}'] == 1
         assert counts["speech_request_duration_seconds_count"] == 2
         assert handler.calls == ["hello", "platform"]
 
