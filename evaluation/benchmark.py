@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from evaluation.local_server import REPO, LocalServer
 
 
 def parse_args(argv=None):
@@ -92,41 +92,6 @@ def reference_pipeline(model_id: str, token: str | None):
     return run
 
 
-class local_server:
-    """`scripts/serve.py` on a free loopback port for the duration of a `with` block."""
-
-    def __init__(self, threads: int):
-        self.threads = threads
-
-    def __enter__(self) -> str:
-        import socket
-        import subprocess
-
-        import requests
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        env = {**os.environ, "OMP_NUM_THREADS": str(self.threads)}
-        self.proc = subprocess.Popen([sys.executable, "-m", "scripts.serve", "--host", "127.0.0.1", "--port", str(port)], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 600
-        while time.time() < deadline:
-            try:
-                if requests.get(url + "/health", timeout=2).status_code == 200:
-                    return url + "/"
-            except requests.ConnectionError:
-                pass
-            if self.proc.poll() is not None:
-                raise RuntimeError("the server exited during start-up")
-            time.sleep(0.5)
-        raise RuntimeError("the server did not become healthy")
-
-    def __exit__(self, *exc) -> None:
-        self.proc.terminate()
-        self.proc.wait(30)
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     import numpy as np
@@ -192,9 +157,11 @@ def main(argv=None) -> int:
 
     if args.server:
         del handler  # the server loads its own copy
-        with local_server(args.threads) as url:
+        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
+        with LocalServer(env=env, startup_timeout=600) as server:
             import requests
 
+            url = server.url + "/"
             for clip, samples in clips.items():
                 body = wav(samples)
                 post = lambda: requests.post(url, data=body, headers={"Content-Type": "audio/wav"},  # noqa: E731

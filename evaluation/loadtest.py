@@ -36,10 +36,7 @@ import json
 import math
 import os
 import random
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -47,7 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-REPO = Path(__file__).resolve().parent.parent
+from evaluation.local_server import LocalServer, RunningServer, ServerError, free_port, serve_argv
+
 DEFAULT_AUDIO = "/work/shared/audio/dialogue/dialogue.wav"
 MB = 1024 * 1024
 
@@ -148,97 +146,25 @@ def is_loopback_url(url: str) -> bool:
         return False
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """scripts/serve.py in a subprocess on 127.0.0.1 (or nothing, for --url)."""
-
-    def __init__(self, args: argparse.Namespace):
-        self.proc: subprocess.Popen | None = None
-        self.pid: int | None = args.server_pid
-        self.log_path: Path | None = None
-        if args.url:
-            self.url = args.url.rstrip("/")
-            if self.pid is None:
-                self.pid = _listening_pid(urlparse(self.url).port or 80)
-            return
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        env = dict(os.environ)
-        for name in ("API_TOKEN", "HOST", "PORT", "ALLOW_UNAUTHENTICATED"):
-            env.pop(name, None)
-        env.setdefault("OMP_NUM_THREADS", "1")
-        env.setdefault("HF_HUB_OFFLINE", "1")
-        env.setdefault("PYANNOTE_METRICS_ENABLED", "0")
-        if args.asr_model:
-            env["ASR_MODEL"] = args.asr_model
-        if args.diarization_model is not None:
-            env["DIARIZATION_MODEL"] = args.diarization_model
-        if not env.get("ASR_MODEL"):
-            raise SystemExit("loadtest.py: set ASR_MODEL (or --asr-model) for the server to load, or pass --url")
-        argv = [sys.executable, "-m", "scripts.serve", "--host", "127.0.0.1", "--port", str(port),
-                "--log-level", "warning"]
-        if args.max_queue is not None:
-            argv += ["--max-queue", str(args.max_queue)]
-        self.log_path = Path(args.server_log or tempfile.mkstemp(prefix="loadtest-server-", suffix=".log")[1])
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT)
-        self.pid = self.proc.pid
-
-    def wait_healthy(self, timeout: float) -> None:
-        import requests
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise SystemExit(f"the server exited ({self.proc.returncode}); see {self.log_path}")
-            try:
-                if requests.get(self.url + "/health", timeout=5).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.25)
-        raise SystemExit(f"the server was not healthy after {timeout:.0f} s")
-
-    def rss(self) -> int | None:
-        if self.pid is None:
-            return None
-        import psutil
-
-        try:
-            proc = psutil.Process(self.pid)
-            return proc.memory_info().rss + sum(c.memory_info().rss for c in proc.children(recursive=True))
-        except psutil.Error:
-            return None
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self._log.close()
-
-
-def _listening_pid(port: int) -> int | None:
-    """The pid listening on a loopback `port` (for RSS), when psutil may see it."""
-    import psutil
-
-    try:
-        for conn in psutil.net_connections(kind="tcp"):
-            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
-                return conn.pid
-    except (psutil.Error, PermissionError):
-        pass
-    return None
+def start_server(args: argparse.Namespace) -> RunningServer:
+    """scripts/serve.py in a subprocess on 127.0.0.1, or the running server of --url."""
+    if args.url:
+        return RunningServer(args.url, args.server_pid, startup_timeout=args.startup_timeout)
+    env = dict(os.environ)
+    for name in ("API_TOKEN", "HOST", "PORT", "ALLOW_UNAUTHENTICATED"):
+        env.pop(name, None)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("PYANNOTE_METRICS_ENABLED", "0")
+    if args.asr_model:
+        env["ASR_MODEL"] = args.asr_model
+    if args.diarization_model is not None:
+        env["DIARIZATION_MODEL"] = args.diarization_model
+    if not env.get("ASR_MODEL"):
+        raise SystemExit("loadtest.py: set ASR_MODEL (or --asr-model) for the server to load, or pass --url")
+    extra = ["--log-level", "warning"] + (["--max-queue", str(args.max_queue)] if args.max_queue is not None else [])
+    return LocalServer(serve_argv(free_port(), *extra), env=env, log_path=args.server_log,
+                       startup_timeout=args.startup_timeout)
 
 
 # ---- the load ------------------------------------------------------------------------------
@@ -405,11 +331,14 @@ def main(argv: list[str] | None = None) -> int:
         p.error("need --clients >= 1, --duration > 0 and 0 <= --warmup < --duration")
 
     payloads = build_payloads(args.audio, args.clip_seconds)
-    server = Server(args)
+    server = start_server(args)
     headers = {"Authorization": f"Bearer {os.environ['API_TOKEN']}"} if args.url and os.environ.get("API_TOKEN") else {}
     model = args.url or Path(args.asr_model or os.environ.get("ASR_MODEL") or "?").name
     try:
-        server.wait_healthy(args.startup_timeout)
+        try:
+            server.wait_healthy()
+        except ServerError as exc:
+            raise SystemExit(f"loadtest.py: {exc}") from None
         rss = {"before": server.rss(), "peak": server.rss()}
         results: list[Result] = []
         lock = threading.Lock()

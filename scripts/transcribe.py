@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             os.environ[name] = flag
 
     from speech_endpoint.errors import ClientError
-    from speech_endpoint.server import load_handler, safe_error
+    from speech_endpoint.serving.loading import load_handler, safe_error
 
     started = time.perf_counter()
     print("loading models ...", file=sys.stderr)

@@ -15,7 +15,7 @@ import srt
 import webvtt
 
 from scripts import client as cl
-from test_server import (  # noqa: F401 - fast_models is a fixture used here
+from support.server import (  # noqa: F401 - fast_models is a fixture used here
     FAKE_TOKEN,
     REPO,
     clean_env,
@@ -233,7 +233,7 @@ def test_token_only_from_the_environment(monkeypatch):
 def test_body_over_the_limit_is_reported_not_retried(tmp_path, client_run):
     """A 413 (or, for a big upload, the connection the server closed after answering 413)
     is a final answer."""
-    from test_server import ControlledHandler, make_app, running
+    from support.server import ControlledHandler, make_app, running
 
     big = tmp_path / "big.wav"
     big.write_bytes(speech_wav(seconds=60.0))  # ~1.9 MB

@@ -35,7 +35,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from support.audio_factory import bursts, encode, video_only_bytes, wav_bytes
 from speech_endpoint.errors import ClientError
-from test_server import (  # noqa: F401 - fast_models is a fixture used here
+from support.server import (  # noqa: F401 - fast_models is a fixture used here
     AUTH,
     fast_models,
     metrics,

@@ -25,7 +25,7 @@ import time
 import pytest
 import requests
 
-from test_server import (  # noqa: F401 - fast_models is a fixture used here
+from support.server import (  # noqa: F401 - fast_models is a fixture used here
     FAKE_TOKEN,
     REPO,
     clean_env,
@@ -66,7 +66,7 @@ import torch
 torch.set_num_threads(1)
 from handler import EndpointHandler
 from speech_endpoint.errors import ClientError
-from test_server import speech_wav
+from support.server import speech_wav
 
 logging.getLogger("speech_endpoint").debug("building the handler")
 handler = EndpointHandler(os.environ["REPO"])

@@ -1,4 +1,5 @@
-"""The local server (speech_endpoint/server.py, scripts/serve.py, Dockerfile).
+"""The local server (speech_endpoint/serving/, scripts/serve.py, Dockerfile) and its
+launcher (evaluation/local_server.py).
 
 Three kinds of servers:
 - `server`: the Dockerfile's command line (host/port replaced) in a subprocess with the
@@ -7,194 +8,52 @@ Three kinds of servers:
 - `fault_server`: the same command with `--handler-dir` pointing at a fake handler that
   logs, prints and raises with the token in hand (internal fault path, redaction);
 - in-process uvicorn servers around `create_app` with fake handlers, for behaviour that
-  needs control over timing (loading, queue, timeouts, disconnects).
+  needs control over timing (loading, queue, timeouts, disconnects) and for the metrics.
 
-Helpers here are imported by test_client.py and test_transcribe_cli.py.
+Helpers shared with the other test modules are in tests/support/server.py.
 """
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
 import json
-import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
 import textwrap
 import threading
 import time
-from pathlib import Path
 
-import numpy as np
 import pytest
 import requests
-import soundfile as sf
 
-REPO = Path(__file__).resolve().parent.parent
-DOCKERFILE = REPO / "Dockerfile"
-FAKE_TOKEN = "hf_FAKEtoken1234567890"
-AUTH = {"Authorization": f"Bearer {FAKE_TOKEN}"}
+from evaluation.local_server import LocalServer, RunningServer, ServerError, serve_argv
+from support.server import (  # noqa: F401 - fast_models is a fixture used here
+    AUTH,
+    DOCKERFILE,
+    FAKE_TOKEN,
+    REPO,
+    SERVER_SETTINGS_ENV,
+    ControlledHandler,
+    clean_env,
+    dockerfile_command,
+    fast_models,
+    free_port,
+    make_app,
+    metrics,
+    post,
+    raw_http,
+    running,
+    scrape,
+    server_argv,
+    speech_wav,
+    start_model_server,
+    wait_for,
+)
+
 BODY_LIMIT = 1_000_000
 QUEUE_LIMIT = 3
-SERVER_ENV_NAMES = ("ASR_MODEL", "ASSISTANT_MODEL", "DIARIZATION_MODEL", "HF_TOKEN", "HUGGING_FACE_HUB_TOKEN",
-                    "API_TOKEN", "HOST", "PORT", "HANDLER_DIR", "MAX_QUEUE", "REQUEST_TIMEOUT", "MAX_BODY_BYTES",
-                    "ALLOW_UNAUTHENTICATED", "MAX_PAYLOAD_BYTES", "WARMUP", "DEFAULT_ASSISTED")
-
-
-# ---- helpers (shared with the other test modules) -------------------------------------
-
-
-def speech_wav(seconds: float = 4.0, seed: int = 0, rate: int = 16000) -> bytes:
-    """A WAV with 0.4 s tone+noise bursts every 0.7 s, loud enough for the energy gate."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    envelope = (t % 0.7) < 0.4
-    samples = envelope * (0.3 * np.sin(2 * np.pi * 220 * t) + 0.05 * rng.standard_normal(len(t)))
-    samples += 0.002 * rng.standard_normal(len(t))
-    buf = io.BytesIO()
-    sf.write(buf, samples.astype(np.float32), rate, format="WAV", subtype="PCM_16")
-    return buf.getvalue()
-
-
-def make_fast_whisper(source: Path, target: Path, max_new_tokens: int = 12) -> Path:
-    """A copy of the tiny Whisper that decodes quickly and emits text: at most
-    `max_new_tokens` tokens, and timestamp tokens suppressed (random weights otherwise
-    emit only timestamps, i.e. an empty transcript)."""
-    if target.exists():
-        shutil.rmtree(target)
-    shutil.copytree(source, target)
-    path = target / "generation_config.json"
-    generation = json.loads(path.read_text())
-    vocab_size = json.loads((target / "config.json").read_text())["vocab_size"]
-    first_timestamp = generation["no_timestamps_token_id"] + 1
-    generation["suppress_tokens"] = sorted(set(generation.get("suppress_tokens") or [])
-                                           | set(range(first_timestamp, vocab_size)))
-    generation["max_new_tokens"] = max_new_tokens
-    path.write_text(json.dumps(generation, indent=2))
-    return target
-
-
-def dockerfile_command() -> list[str]:
-    """ENTRYPOINT + CMD of the Dockerfile (exec form), as the container runs them."""
-    entrypoint: list[str] = []
-    cmd: list[str] = []
-    for line in DOCKERFILE.read_text().splitlines():
-        match = re.match(r"^\s*(ENTRYPOINT|CMD)\s+(\[.*\])\s*$", line)
-        if match:
-            value = json.loads(match.group(2))
-            if match.group(1) == "ENTRYPOINT":
-                entrypoint = value
-            else:
-                cmd = value
-    return entrypoint + cmd
-
-
-def server_argv(port: int, *extra: str) -> list[str]:
-    """The Dockerfile's command with this interpreter, loopback and `port`."""
-    argv = dockerfile_command()
-    assert argv[0] == "python", argv
-    argv = [sys.executable, *argv[1:]]
-    argv[argv.index("--host") + 1] = "127.0.0.1"
-    argv[argv.index("--port") + 1] = str(port)
-    return [*argv, *extra]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def clean_env(**values: str | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in SERVER_ENV_NAMES}
-    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
-               PYANNOTE_METRICS_ENABLED="0", PYTHONUNBUFFERED="1", TOKENIZERS_PARALLELISM="false")
-    env.update({k: v for k, v in values.items() if v is not None})
-    return env
-
-
-class ServerProcess:
-    """A server subprocess whose stdout+stderr go to a file (read by the token tests)."""
-
-    def __init__(self, argv: list[str], env: dict[str, str], log_path: Path):
-        self.argv = argv
-        self.port = int(argv[argv.index("--port") + 1])
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = log_path
-        self._log = open(log_path, "wb")
-        self.proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=self._log, stderr=subprocess.STDOUT)
-        self.health_statuses: list[int] = []
-        self.first_loading_body: str | None = None
-
-    def output(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_healthy(self, timeout: float = 300.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.output()[-3000:]}")
-            try:
-                response = requests.get(self.url + "/health", timeout=5)
-            except requests.ConnectionError:
-                time.sleep(0.1)
-                continue
-            self.health_statuses.append(response.status_code)
-            if response.status_code == 503 and self.first_loading_body is None:
-                self.first_loading_body = response.text
-            if response.status_code == 200:
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"server not healthy after {timeout} s:\n{self.output()[-3000:]}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self._log.close()
-
-
-def metrics(url: str) -> dict[str, float]:
-    """Prometheus text -> {'name{labels}': value}."""
-    text = requests.get(url + "/metrics", timeout=10).text
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            out[name] = float(value)
-    return out
-
-
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError("condition not reached in time")
-
-
-@pytest.fixture(scope="module")
-def fast_models(tiny_models, tmp_path_factory):
-    """(whisper folder that decodes fast and emits text, diarization folder)."""
-    whisper = make_fast_whisper(Path(tiny_models.whisper), tmp_path_factory.mktemp("fast") / "whisper")
-    return whisper, Path(tiny_models.diarization)
-
-
-def start_model_server(fast_models, log_path: Path, **env: str) -> ServerProcess:
-    whisper, diarization = fast_models
-    values = dict(ASR_MODEL=str(whisper), DIARIZATION_MODEL=str(diarization), WARMUP="false",
-                  HF_TOKEN=FAKE_TOKEN, API_TOKEN=FAKE_TOKEN)
-    values.update(env)
-    return ServerProcess(server_argv(free_port()), clean_env(**values), log_path)
 
 
 # ---- the real server (Dockerfile command, tiny models) --------------------------------
@@ -209,11 +68,6 @@ def server(fast_models, tmp_path_factory):
         yield proc
     finally:
         proc.stop()
-
-
-def post(url: str, path: str = "/", **kwargs) -> requests.Response:
-    headers = {**AUTH, **kwargs.pop("headers", {})}
-    return requests.post(url + path, headers=headers, timeout=120, **kwargs)
 
 
 def check_transcript_shape(result: dict) -> None:
@@ -328,30 +182,6 @@ def test_bearer_token_required_on_post(server):
         assert response.status_code == 401
         assert response.headers["WWW-Authenticate"] == "Bearer"
     assert requests.get(server.url + "/health", timeout=10).status_code == 200  # health stays open
-
-
-def raw_http(port: int, head: str, body_parts=(), read_timeout: float = 30.0) -> tuple[int, dict, bytes]:
-    """Send a hand-made HTTP/1.1 request; return (status, headers, body)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=read_timeout) as sock:
-        sock.sendall(head.replace("\n", "\r\n").encode() + b"\r\n")
-        for part in body_parts:
-            sock.sendall(part)
-        data = b""
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        header_blob, _, rest = data.partition(b"\r\n\r\n")
-        lines = header_blob.decode("latin-1").split("\r\n")
-        headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-        length = int(headers.get("content-length", 0))
-        while len(rest) < length:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            rest += chunk
-        return int(lines[0].split()[1]), headers, rest
 
 
 def test_413_from_content_length_before_reading_the_body(server):
@@ -471,12 +301,16 @@ class EndpointHandler:
 '''
 
 
+def fake_handler_server(folder, **env: str) -> LocalServer:
+    """The Dockerfile's command serving FAKE_HANDLER from `folder`; started, not waited for."""
+    (folder / "handler.py").write_text(textwrap.dedent(FAKE_HANDLER))
+    env = clean_env(HF_TOKEN=FAKE_TOKEN, API_TOKEN=FAKE_TOKEN, **env)
+    return LocalServer(server_argv(free_port(), "--handler-dir", str(folder)), env=env, log_path=folder / "server.log")
+
+
 @pytest.fixture(scope="module")
 def fault_server(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("fake-handler")
-    (folder / "handler.py").write_text(textwrap.dedent(FAKE_HANDLER))
-    env = clean_env(HF_TOKEN=FAKE_TOKEN, API_TOKEN=FAKE_TOKEN)
-    proc = ServerProcess(server_argv(free_port(), "--handler-dir", str(folder)), env, folder / "server.log")
+    proc = fake_handler_server(tmp_path_factory.mktemp("fake-handler"))
     try:
         proc.wait_healthy(timeout=60)
         yield proc
@@ -525,53 +359,6 @@ def test_loopback_detection():
 
 
 # ---- in-process servers with fake handlers: loading, queue, timeouts, disconnects -------
-
-
-class ControlledHandler:
-    """Records calls; `{"parameters": {"block": true}}` waits until `release` is set."""
-
-    def __init__(self):
-        self.release = threading.Event()
-        self.calls: list[str] = []
-
-    def __call__(self, data):
-        from speech_endpoint.errors import ClientError
-
-        params = data.get("parameters") or {}
-        self.calls.append(params.get("name", "?"))
-        if params.get("block"):
-            assert self.release.wait(30)
-        if params.get("fail") == "client":
-            raise ClientError("that parameter is wrong")
-        if params.get("fail") == "crash":
-            raise KeyError("something internal")
-        return {"text": params.get("name", ""), "chunks": [], "speakers": [],
-                "inputs": type(data["inputs"]).__name__, "parameters": params}
-
-
-@contextlib.contextmanager
-def running(app):
-    import uvicorn
-
-    port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="on", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_for(lambda: server.started or not thread.is_alive())
-    assert server.started
-    try:
-        yield f"http://127.0.0.1:{port}", port
-    finally:
-        server.should_exit = True
-        thread.join(timeout=20)
-
-
-def make_app(handler=None, *, factory=None, **settings):
-    from speech_endpoint.server import ServerSettings, create_app
-
-    settings.setdefault("retry_after_s", 2)
-    return create_app(factory or (lambda: handler), ServerSettings(**settings), secrets=[FAKE_TOKEN])
 
 
 def send_async(url, results: dict, key: str, **params):
@@ -744,7 +531,7 @@ def test_inference_client_request_shapes_are_accepted(monkeypatch):
 
 
 def test_parse_request_shapes():
-    from speech_endpoint.server import RequestError, parse_request, query_parameters
+    from speech_endpoint.serving.parsing import RequestError, parse_request, query_parameters
 
     audio = speech_wav(1.0)
     encoded = base64.b64encode(audio).decode()
@@ -765,7 +552,8 @@ def test_parse_request_shapes():
 def test_redaction_filter_and_stream():
     import logging
 
-    from speech_endpoint.server import RedactingStream, SecretRedactingFilter, safe_error
+    from speech_endpoint.serving.loading import safe_error
+    from speech_endpoint.serving.redaction import RedactingStream, SecretRedactingFilter
 
     flt = SecretRedactingFilter([FAKE_TOKEN])
     try:
@@ -783,3 +571,221 @@ def test_redaction_filter_and_stream():
     RedactingStream(buffer, [FAKE_TOKEN]).write(f"print {FAKE_TOKEN}\n")
     assert buffer.getvalue() == "print [REDACTED]\n"
     assert safe_error(OSError(f"no file\nsecond line {FAKE_TOKEN}"), [FAKE_TOKEN]) == "OSError: no file"
+
+
+# ---- settings: environment, flags, errors, the token -------------------------------------
+
+
+SETTINGS_ENV = {"HOST": "::1", "PORT": "8123", "MAX_QUEUE": "7", "REQUEST_TIMEOUT": "12.5", "RETRY_AFTER": "9",
+                "API_TOKEN": FAKE_TOKEN, "ALLOW_UNAUTHENTICATED": "yes", "LOG_LEVEL": "DEBUG",
+                "MAX_BODY_BYTES": "4096", "HANDLER_DIR": "/somewhere"}
+
+
+def server_settings(monkeypatch, argv: list[str], **env: str):
+    from scripts import serve
+
+    for name in SERVER_SETTINGS_ENV:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return serve.settings_from(serve.build_parser().parse_args(argv))
+
+
+def test_settings_from_the_environment_with_flags_on_top(monkeypatch):
+    from_env = server_settings(monkeypatch, [], **SETTINGS_ENV)
+    assert (from_env.host, from_env.port, from_env.max_queue, from_env.request_timeout_s, from_env.retry_after_s,
+            from_env.allow_unauthenticated, from_env.log_level, from_env.max_body_bytes, from_env.handler_dir) == \
+        ("::1", 8123, 7, 12.5, 9, True, "debug", 4096, "/somewhere")
+    assert from_env.token == FAKE_TOKEN
+    flags = ["--host", "127.0.0.1", "--port", "9000", "--max-queue", "2", "--request-timeout", "3",
+             "--max-body-bytes", "100", "--log-level", "warning", "--api-token", "flag-token-123"]
+    both = server_settings(monkeypatch, flags, **SETTINGS_ENV)
+    assert (both.host, both.port, both.max_queue, both.request_timeout_s, both.max_body_bytes, both.log_level,
+            both.token, both.retry_after_s) == ("127.0.0.1", 9000, 2, 3.0, 100, "warning", "flag-token-123", 9)
+
+
+def test_settings_defaults_and_the_body_limit_from_max_payload_bytes(monkeypatch):
+    defaults = server_settings(monkeypatch, [], MAX_PAYLOAD_BYTES="3000")
+    assert (defaults.host, defaults.port, defaults.max_queue, defaults.request_timeout_s, defaults.retry_after_s,
+            defaults.token, defaults.allow_unauthenticated, defaults.log_level, defaults.handler_dir) == \
+        ("127.0.0.1", 8000, 16, 600.0, 5, None, False, "info", None)
+    assert defaults.max_body_bytes == 3000 * 4 // 3 + 64 * 1024  # room for base64 JSON
+    assert server_settings(monkeypatch, [], MAX_PAYLOAD_BYTES="3000", MAX_BODY_BYTES="77").max_body_bytes == 77
+    assert server_settings(monkeypatch, [], API_TOKEN="", PORT="").token is None  # empty = unset
+
+
+@pytest.mark.parametrize("argv,env,named", [
+    ([], {"PORT": "eighty"}, "environment variable PORT"),
+    ([], {"MAX_QUEUE": FAKE_TOKEN}, "environment variable MAX_QUEUE"),  # a token pasted in the wrong place
+    ([], {"REQUEST_TIMEOUT": "0"}, "environment variable REQUEST_TIMEOUT"),
+    ([], {"RETRY_AFTER": "-1"}, "environment variable RETRY_AFTER"),
+    ([], {"ALLOW_UNAUTHENTICATED": "perhaps"}, "environment variable ALLOW_UNAUTHENTICATED"),
+    ([], {"LOG_LEVEL": "loud"}, "environment variable LOG_LEVEL"),
+    (["--max-queue", "-1"], {"MAX_QUEUE": "4"}, "--max-queue"),
+    (["--port", FAKE_TOKEN], {}, "--port"),
+])
+def test_an_invalid_setting_is_named_and_never_echoed(monkeypatch, argv, env, named):
+    from speech_endpoint.serving.settings import SettingsError
+
+    with pytest.raises(SettingsError) as caught:
+        server_settings(monkeypatch, argv, API_TOKEN=FAKE_TOKEN, **env)
+    message = str(caught.value)
+    assert named in message and FAKE_TOKEN not in message, message
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__  # no chained ValidationError
+
+
+def test_the_token_is_never_in_repr_str_or_dumps(monkeypatch):
+    settings = server_settings(monkeypatch, [], API_TOKEN=FAKE_TOKEN)
+    shown = [repr(settings), str(settings), str(settings.model_dump()), settings.model_dump_json()]
+    assert all(FAKE_TOKEN not in text for text in shown)
+    assert "api_token=SecretStr('**********')" in repr(settings)
+
+
+def test_serve_reports_a_bad_variable_and_exits_2():
+    env = clean_env(PORT="eighty", API_TOKEN=FAKE_TOKEN, MAX_QUEUE=FAKE_TOKEN)
+    result = subprocess.run([sys.executable, "-m", "scripts.serve"], cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 2
+    assert "environment variable PORT" in result.stderr and "environment variable MAX_QUEUE" in result.stderr
+    assert FAKE_TOKEN not in result.stdout + result.stderr
+
+
+def test_the_serving_package_imports_no_top_level_module():
+    code = ("import sys, speech_endpoint.serving.app, speech_endpoint.serving.loading, scripts.serve; "
+            "print(sorted({'config', 'handler', 'diarization_utils'} & set(sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=clean_env(), capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+# ---- /metrics: the exposition, parsed by prometheus_client ----------------------------------
+
+
+def families(url: str) -> dict:
+    return {family.name: family for family in scrape(url)}
+
+
+def sample(family, suffix: str = "", **labels) -> float:
+    values = [s.value for s in family.samples if s.name == family.name + suffix and s.labels == labels]
+    assert len(values) == 1, (family.name + suffix, labels, family.samples)
+    return values[0]
+
+
+def test_metrics_exposition():
+    handler = ControlledHandler()
+    with running(make_app(handler, max_queue=5)) as (url, _):
+        response = requests.post(url + "/", json={"inputs": "AAAA", "parameters": {"name": "a"}}, timeout=10)
+        assert response.status_code == 200
+        assert requests.post(url + "/predict", data=b"x", headers={"Content-Type": "text/plain"},
+                             timeout=10).status_code == 400
+        requests.get(url + "/health", timeout=10)  # not an inference request: not counted
+        seen = families(url)
+        assert seen["speech_requests"].type == "counter"
+        assert sample(seen["speech_requests"], "_total", status="200") == 1
+        assert sample(seen["speech_requests"], "_total", status="400") == 1
+        assert {s.labels["status"] for s in seen["speech_requests"].samples} == {"200", "400"}
+        histogram = seen["speech_request_duration_seconds"]
+        assert histogram.type == "histogram"
+        buckets = {s.labels["le"]: s.value for s in histogram.samples if s.name.endswith("_bucket")}
+        finite = sorted(float(le) for le in buckets if le != "+Inf")
+        assert (finite[0], finite[-1]) == (0.1, 1800.0)  # 0.1 s .. 30 min
+        assert [buckets[le] for le in sorted(buckets, key=float)] == sorted(buckets.values())  # cumulative
+        assert buckets["+Inf"] == 1 and buckets["1800.0"] == 1  # the served request, counted once
+        assert sample(histogram, "_count") == 1 and 0 < sample(histogram, "_sum") < 10
+        assert sample(seen["speech_model_ready"]) == 1 and sample(seen["speech_queue_capacity"]) == 5
+        assert sample(seen["process_resident_memory_bytes"]) > 0
+
+        results: dict[str, requests.Response] = {}
+        threads = [send_async(url, results, "blocking", block=True)]
+        wait_for(lambda: metrics(url)["speech_requests_in_flight"] == 1)
+        threads.append(send_async(url, results, "waiting"))
+        wait_for(lambda: metrics(url)["speech_queue_size"] == 1)
+        busy = families(url)
+        assert sample(busy["speech_requests_in_flight"]) == 1 and sample(busy["speech_queue_size"]) == 1
+        handler.release.set()
+        for thread in threads:
+            thread.join(30)
+        done = families(url)
+        assert sample(done["speech_requests_in_flight"]) == 0 and sample(done["speech_queue_size"]) == 0
+        assert sample(done["speech_requests"], "_total", status="200") == 3
+        assert sample(done["speech_request_duration_seconds"], "_count") == 3
+
+
+def test_each_app_has_its_own_registry():
+    first, second = ControlledHandler(), ControlledHandler()
+    with running(make_app(first)) as (url_a, _), running(make_app(second)) as (url_b, _):
+        assert requests.post(url_a + "/", json={"inputs": "AAAA"}, timeout=10).status_code == 200
+        assert metrics(url_a)['speech_requests_total{status="200"}'] == 1
+        assert 'speech_requests_total{status="200"}' not in metrics(url_b)
+
+
+def test_a_second_inference_route_shares_auth_queue_and_metrics():
+    """A route with its own parsing and rendering (as /v1/audio/transcriptions will be)."""
+    from starlette.responses import JSONResponse, PlainTextResponse
+
+    from speech_endpoint.serving.app import INFERENCE_ROUTES, create_app
+    from speech_endpoint.serving.inference import Protocol
+    from speech_endpoint.serving.parsing import RequestError
+    from support.server import settings
+
+    def parse(request, body: bytes) -> dict:
+        if not body:
+            raise RequestError("no text")
+        return {"inputs": body, "parameters": {"name": body.decode()}}
+
+    def error(status, message, headers, extra):
+        return JSONResponse({"error": {"message": message, "code": status}}, status_code=status, headers=headers)
+
+    text_route = Protocol(parse=parse, render=lambda result: PlainTextResponse(result["text"]), error=error)
+    handler = ControlledHandler()
+    app = create_app(lambda: handler, settings(api_token=FAKE_TOKEN),
+                     inference_routes={**INFERENCE_ROUTES, "/v1/echo": text_route})
+    with running(app) as (url, _):
+        wait_for(lambda: requests.get(url + "/health", timeout=10).status_code == 200)
+        ok = requests.post(url + "/v1/echo", data=b"hello", headers=AUTH, timeout=10)
+        assert (ok.status_code, ok.text) == (200, "hello") and ok.headers["X-Request-Id"]
+        empty = requests.post(url + "/v1/echo", data=b"", headers=AUTH, timeout=10)
+        assert empty.status_code == 400 and empty.json() == {"error": {"message": "no text", "code": 400}}
+        refused = requests.post(url + "/v1/echo", data=b"x", timeout=10)
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == 401
+        assert post(url, "/", json={"inputs": "AAAA", "parameters": {"name": "platform"}}).status_code == 200
+        counts = metrics(url)
+        assert counts['speech_requests_total{status="200"}'] == 2
+        assert counts['speech_requests_total{status="400"}'] == counts['speech_requests_total{status="401"}'] == 1
+        assert counts["speech_request_duration_seconds_count"] == 2
+        assert handler.calls == ["hello", "platform"]
+
+
+# ---- the shared launcher (evaluation/local_server.py) ----------------------------------------
+
+
+def test_local_server_starts_waits_reads_and_stops(tmp_path):
+    with fake_handler_server(tmp_path) as server:
+        assert server.health_statuses[-1] == 200 and server.proc.poll() is None
+        assert server.argv[1:3] == ["-m", "scripts.serve"] and server.url == f"http://127.0.0.1:{server.port}"
+        assert requests.get(server.url + "/health", timeout=10).text == "Ok"
+        assert server.rss() > 10 * 1024 * 1024
+        elsewhere = RunningServer(server.url + "/", server.pid)  # the view loadtest --url takes
+        assert elsewhere.wait_healthy(timeout=10) is elsewhere and elsewhere.rss() > 0
+        elsewhere.stop()  # not its server: nothing happens
+        assert server.proc.poll() is None
+    assert server.proc.returncode is not None  # stopped at the end of the block
+    output = server.output()
+    assert "Uvicorn running" in output and "handler loaded" in output and FAKE_TOKEN not in output
+
+
+def test_local_server_reports_a_server_that_exits(tmp_path):
+    server = fake_handler_server(tmp_path, MAX_QUEUE="many")
+    with pytest.raises(ServerError, match="exited with 2") as caught:
+        server.wait_healthy(timeout=120)
+    assert "environment variable MAX_QUEUE" in str(caught.value) and str(server.log_path) in str(caught.value)
+    server.stop()
+    default = LocalServer(env=clean_env(), startup_timeout=0.5)  # the default argv, a temporary log
+    assert default.argv == serve_argv(default.port)
+    with pytest.raises(ServerError, match="not healthy after"):
+        with default:
+            pass
+    assert default.proc.returncode is not None  # stopped, not left running
+    assert default.log_path.exists()
+    default.log_path.unlink()
