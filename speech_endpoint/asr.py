@@ -77,7 +77,8 @@ class WhisperASR:
         self.assistant = self._load_assistant(assistant_id, common) if assistant_id else None
         self._pipe = None  # built on first sequential request
         gen = self.model.generation_config
-        self.max_new_tokens = self.model.config.max_target_positions // 2 - 4  # minus the decoder prompt
+        # half the decoder's positions, minus its prompt (or less, where the checkpoint says so)
+        self.max_new_tokens = min(self.model.config.max_target_positions // 2 - 4, gen.max_new_tokens or 10**9)
         self.multilingual = bool(getattr(gen, "is_multilingual", True))
         self.eot = int(gen.eos_token_id if isinstance(gen.eos_token_id, int) else gen.eos_token_id[0])
 

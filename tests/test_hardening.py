@@ -9,7 +9,7 @@ them, the same handler / server process answers a good request with exactly the 
 it gave before any of them (metadata.timings aside: wall-clock times).
 
 The limits come from the settings (MAX_PAYLOAD_BYTES, MAX_AUDIO_S, MAX_BATCH_SIZE),
-set small here. The energy gate (speech_endpoint/speech_activity.py) is measured on real speech at
+set small here. Speech detection (Silero VAD, speech_endpoint/speech_activity.py) is measured on real speech at
 the end.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ import requests
 import soundfile as sf
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from support.audio_factory import bursts, encode, video_only_bytes, wav_bytes
+from support.audio_factory import encode, speech, video_only_bytes, wav_bytes
 from speech_endpoint.errors import ClientError
 from support.server import (  # noqa: F401 - fast_models is a fixture used here
     AUTH,
@@ -61,9 +61,20 @@ RATE = 16000
 # ---- audio -------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1)
+def _vad():
+    from speech_endpoint.silero import SileroVAD
+
+    return SileroVAD()
+
+
+def vad_probabilities(samples):
+    return _vad().probabilities(samples)
+
+
 @lru_cache(maxsize=None)
 def speechy(seconds: float = 4.0, rate: int = RATE, channels: int = 1) -> bytes:
-    return wav_bytes(bursts(seconds, rate, channels), rate)
+    return wav_bytes(speech(seconds, rate, channels), rate)
 
 
 GOOD_PARAMS = {"language": "en", "timestamp_granularity": "word", "num_speakers": 2,
@@ -85,7 +96,7 @@ def pcm16(samples: np.ndarray) -> bytes:
 
 
 def float_wav_with_nan_and_inf() -> bytes:
-    samples = bursts(3.0)
+    samples = speech(3.0)
     samples[1000:1400] = np.nan
     samples[5000] = np.inf
     samples[9000] = -np.inf
@@ -94,7 +105,7 @@ def float_wav_with_nan_and_inf() -> bytes:
 
 
 def truncated(kind: str, keep: float | int, seconds: float = 3.0, rate: int = 44100) -> bytes:
-    data = encode(bursts(seconds, rate, channels=2), rate, kind)
+    data = encode(speech(seconds, rate, channels=2), rate, kind)
     return data[: int(len(data) * keep) if isinstance(keep, float) else keep]
 
 
@@ -121,11 +132,11 @@ def png_bytes() -> bytes:
 
 
 def multichannel_hi_res() -> bytes:
-    return wav_bytes(bursts(2.0, 96000, channels=6), 96000, subtype="PCM_24")
+    return wav_bytes(speech(2.0, 96000, channels=6), 96000, subtype="PCM_24")
 
 
 def pcm_f32_with_nan() -> bytes:
-    samples = bursts(2.0)[:, 0]
+    samples = speech(2.0)[:, 0]
     samples[100:3000] = np.nan
     samples[4000:4100] = np.inf
     return samples.astype("<f4").tobytes()
@@ -271,11 +282,11 @@ CASES = [
     Case("output_formats a number", SMALL, {"output_formats": 5}, error=r"parameter 'output_formats'"),
     # --- odd inputs that must work
     Case("stereo 44.1 kHz wav", wav_of(3.0, 44100, 2), {"diarize": False}, check=duration(3.0, 0.01, empty=False)),
-    Case("stereo 48 kHz webm/opus", lambda: encode(bursts(3.0, 48000, 2), 48000, "webm"), {"diarize": False},
+    Case("stereo 48 kHz webm/opus", lambda: encode(speech(3.0, 48000, 2), 48000, "webm"), {"diarize": False},
          check=duration(3.0, 0.1, empty=False)),
     Case("8 kHz mono wav", wav_of(3.0, 8000), check=duration(3.0, 0.01, empty=False)),
     Case("6 channels, 96 kHz, 24-bit", multichannel_hi_res, {"diarize": False}, check=duration(2.0, 0.01, empty=False)),
-    Case("8 kHz u-law wav", lambda: wav_bytes(bursts(2.0, 8000), 8000, "ULAW"), {"diarize": False},
+    Case("8 kHz u-law wav", lambda: wav_bytes(speech(2.0, 8000), 8000, "ULAW"), {"diarize": False},
          check=duration(2.0, 0.01, empty=False)),
     Case("0.05 s clip", wav_of(0.05), check=duration(0.05, 0.01, empty=True)),
     Case("one sample", lambda: wav_bytes(np.full((1, 1), 0.5, np.float32), RATE), check=duration(0.0, 0.001, empty=True)),
@@ -283,7 +294,7 @@ CASES = [
     Case("float wav with NaN and inf", float_wav_with_nan_and_inf, check=duration(3.0, 0.01, empty=False)),
     Case("raw pcm f32 with NaN and inf", pcm_f32_with_nan, {"input_format": "pcm_f32le", "diarize": False},
          check=duration(2.0, 0.01, empty=False)),
-    Case("raw pcm with an odd byte count", lambda: pcm16(bursts(2.0)[:, 0]) + b"\x01",
+    Case("raw pcm with an odd byte count", lambda: pcm16(speech(2.0)[:, 0]) + b"\x01",
          {"input_format": "pcm_s16le", "diarize": False}, check=duration(2.0, 0.01, empty=False)),
     Case("5 s of digital silence", lambda: wav_bytes(np.zeros((5 * RATE, 1), np.float32), RATE),
          check=duration(5.0, 0.01, empty=True)),
@@ -481,10 +492,10 @@ def test_server_still_serves_the_reference_response(server, server_reference):
 def seed_files() -> dict[str, bytes]:
     return {
         "wav": speechy(1.0),
-        "flac": encode(bursts(1.0, 44100), 44100, "flac"),
-        "mp3": encode(bursts(1.0, 44100), 44100, "mp3"),
-        "webm": encode(bursts(1.0, 48000), 48000, "webm"),
-        "m4a": encode(bursts(1.0, 44100), 44100, "m4a"),
+        "flac": encode(speech(1.0, 44100), 44100, "flac"),
+        "mp3": encode(speech(1.0, 44100), 44100, "mp3"),
+        "webm": encode(speech(1.0, 48000), 48000, "webm"),
+        "m4a": encode(speech(1.0, 44100), 44100, "m4a"),
     }
 
 
@@ -496,7 +507,6 @@ def test_damaged_files_decode_or_raise_a_client_error(kind, flips, cut):
     """Bytes flipped anywhere (headers included) and cuts anywhere: decoding gives finite
     mono audio within the limit, or a ClientError; never another exception."""
     from speech_endpoint.audio import decode
-    from speech_endpoint.speech_activity import energy_activity, has_speech
 
     data = bytearray(seed_files()[kind])
     for position, value in flips:
@@ -510,7 +520,7 @@ def test_damaged_files_decode_or_raise_a_client_error(kind, flips, cut):
         return
     assert audio.samples.ndim == 1 and audio.duration <= 30
     assert np.all(np.isfinite(audio.samples)) and np.abs(audio.samples).max(initial=0) <= 1.0
-    has_speech(energy_activity(audio.samples, audio.sample_rate))
+    vad_probabilities(audio.samples)
 
 
 @settings(max_examples=60, deadline=None)
@@ -524,7 +534,7 @@ def test_any_bytes_decode_or_raise_a_client_error(data):
         pass
 
 
-# ---- the energy gate on real speech ---------------------------------------------------------
+# ---- speech detection on real speech ---------------------------------------------------------
 
 
 def _read_stm(path: Path) -> list[tuple[float, float]]:
@@ -570,11 +580,17 @@ def gate_measurements() -> list[dict]:
     """Per recording and condition: does the whole file pass the gate; how many of its
     utterances, each cut out alone (as a client-side VAD would send them), are gated
     empty; what share of the transcribed speech lies inside the decoding windows."""
-    from speech_endpoint.speech_activity import energy_activity, has_speech
+    from speech_endpoint.silero import SileroVAD
+    from speech_endpoint.speech_activity import activity_from_probabilities, has_speech
     from speech_endpoint.windows import speech_windows
 
+    vad = SileroVAD()
+
+    def activity(audio):
+        return activity_from_probabilities(vad.probabilities(audio), vad.frame_s, len(audio) / RATE)
+
     def gate(audio):
-        return has_speech(energy_activity(audio, RATE))
+        return has_speech(activity(audio))
 
     rows = []
     for name, (samples, utterances) in real_speech().items():
@@ -584,7 +600,7 @@ def gate_measurements() -> list[dict]:
         for condition, audio in conditions(samples).items():
             empty = sum(not gate(audio[int(s * RATE):int(e * RATE)]) for s, e in utterances)
             windowed = np.zeros(len(audio), bool)
-            for s, e in speech_windows(energy_activity(audio, RATE), len(audio), RATE):
+            for s, e in speech_windows(activity(audio), len(audio), RATE):
                 windowed[s:e] = True
             rows.append({"recording": name, "condition": condition, "whole_file_speech": gate(audio),
                          "utterances": len(utterances), "utterances_gated_empty": empty,
@@ -592,7 +608,7 @@ def gate_measurements() -> list[dict]:
     return rows
 
 
-def test_energy_gate_keeps_real_speech():
+def test_speech_detection_keeps_real_speech():
     """The gate must never turn a real recording into an empty transcript: at its level,
     20 and 30 dB quieter, and with noise down to 5 dB SNR (whole files, as sent). Tightly
     cut single utterances are measured and printed (run with -s); see the report."""

@@ -121,7 +121,7 @@ def test_json_body(server):
     result = response.json()
     check_transcript_shape(result)
     assert result["text"].strip(), "the fast tiny model emits text"
-    assert result["speakers"], "the tiny diarization model labels the bursts"
+    assert result["speakers"], "the tiny diarization model labels the speech"
     assert result["srt"].startswith("1\n") and result["vtt"].startswith("WEBVTT")
 
 

@@ -6,7 +6,6 @@ Prometheus scrape."""
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import re
@@ -17,12 +16,11 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import requests
-import soundfile as sf
 
 from evaluation.local_server import REPO, LocalServer, free_port
+from support.audio_factory import speech, wav_bytes
 from speech_endpoint.serving.settings import ServerSettings, env_name
 
 DOCKERFILE = REPO / "Dockerfile"
@@ -37,15 +35,8 @@ SERVER_ENV_NAMES = ("ASR_MODEL", "ASSISTANT_MODEL", "DIARIZATION_MODEL", "HF_TOK
 
 
 def speech_wav(seconds: float = 4.0, seed: int = 0, rate: int = 16000) -> bytes:
-    """A WAV with 0.4 s tone+noise bursts every 0.7 s, loud enough for the energy gate."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * rate)) / rate
-    envelope = (t % 0.7) < 0.4
-    samples = envelope * (0.3 * np.sin(2 * np.pi * 220 * t) + 0.05 * rng.standard_normal(len(t)))
-    samples += 0.002 * rng.standard_normal(len(t))
-    buf = io.BytesIO()
-    sf.write(buf, samples.astype(np.float32), rate, format="WAV", subtype="PCM_16")
-    return buf.getvalue()
+    """A WAV of speech (the test clip, from another place for each seed)."""
+    return wav_bytes(speech(seconds, rate, seed=seed), rate)
 
 
 def make_fast_whisper(source: Path, target: Path, max_new_tokens: int = 12) -> Path:
