@@ -2,6 +2,7 @@
 `InferenceConfig` from each request's `parameters` (validated, unknown keys ignored)."""
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import (
@@ -47,6 +48,14 @@ class ModelSettings(BaseSettings):
     cpu_threads: int | None = Field(None, ge=1)
     # CPU only: "int8" quantises Whisper's Linear layers dynamically (faster, less accurate).
     quantize: Literal["none", "int8"] = "none"
+
+    # Known speakers: a reference names a diarized speaker when their cosine similarity
+    # reaches this (measured on the real pipeline: see README, "Known speakers").
+    known_speaker_threshold: float = Field(0.5, ge=-1.0, le=1.0)
+    max_known_speakers: int = Field(20, ge=0)
+    max_reference_bytes: int = Field(10 * 1024 * 1024, ge=1)
+    max_reference_s: float = Field(60.0, gt=0)
+    min_reference_speech_s: float = Field(1.0, ge=0)
 
     max_payload_bytes: int = Field(200 * 1024 * 1024, ge=1)
     max_audio_s: float = Field(4 * 3600.0, gt=0)
@@ -106,6 +115,10 @@ class InferenceConfig(BaseModel):
     timestamp_granularity: Literal["segment", "word"] = "segment"
     prompt: str | None = Field(None, max_length=1000)
     output_formats: tuple[OutputFormat, ...] = ()
+    # name -> a short clip of that person alone (base64 audio) or a vector from
+    # `speaker_embeddings` of an earlier response
+    known_speakers: dict[str, str | list[float]] | None = None
+    return_speaker_embeddings: bool = False
 
     @field_validator("language", mode="before")
     @classmethod
@@ -129,6 +142,18 @@ class InferenceConfig(BaseModel):
             return tuple(part.strip().lower() for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("known_speakers")
+    @classmethod
+    def _known_speakers(cls, value: dict[str, str | list[float]] | None) -> dict | None:
+        if not value:
+            return None
+        for name, reference in value.items():
+            if not name.strip() or len(name) > 64 or name != name.strip():
+                raise ValueError("names must be 1-64 characters without leading or trailing spaces")
+            if isinstance(reference, list) and not all(math.isfinite(x) for x in reference):
+                raise ValueError(f"the vector of '{name[:64]}' has a value that is not a finite number")
+        return value
+
     @field_validator("prompt", mode="before")
     @classmethod
     def _prompt(cls, value: Any) -> Any:
@@ -147,7 +172,8 @@ class InferenceConfig(BaseModel):
 
     @property
     def wants_speakers(self) -> bool:
-        return any(v is not None for v in (self.num_speakers, self.min_speakers, self.max_speakers))
+        return (any(v is not None for v in (self.num_speakers, self.min_speakers, self.max_speakers))
+                or bool(self.known_speakers) or self.return_speaker_embeddings)
 
     @classmethod
     def from_parameters(cls, parameters: Any) -> "InferenceConfig":

@@ -33,6 +33,7 @@ from speech_endpoint.sentences import join_words, monotonic, segments_from_words
 
 __all__ = [
     "attribute",
+    "rename_speakers",
     "assign_speakers",
     "speaker_label_map",
     "relabel_in_order",
@@ -247,20 +248,35 @@ def _claim_orphans(
 
 def attribute(words: Sequence[Word], diarization: Diarization | None) -> Attribution:
     """The product's key step: words with speakers, cut into sentence segments and speaker
-    utterances, with the full diarization renamed like the words.
+    utterances, with the full diarization (and the speakers' vectors) renamed like the words.
 
     `diarization` None means it did not run (speakers stay None); an empty one means it
     found nobody. Speakers are named SPEAKER_00, 01, ... in order of first appearance in
     the words, then in the full diarization (speakers who said no recognised word)."""
     words = list(words)
-    if diarization is None or not words:
-        turns = relabel_in_order(diarization.full) if diarization is not None else []
-        return Attribution(words=words, segments=segments_from_words(words), turns=turns)
-    raw = assign_speakers(words, diarization.exclusive, relabel=False)
+    if diarization is None:
+        return Attribution(words=words, segments=segments_from_words(words))
+    raw = assign_speakers(words, diarization.exclusive, relabel=False) if words else []
     mapping = speaker_label_map(raw, diarization.full or diarization.exclusive)
     words = relabel_in_order(raw, mapping)
+    turns = relabel_in_order(diarization.full, mapping)
     return Attribution(words=words, segments=segments_from_words(words), utterances=group_utterances(words),
-                       turns=relabel_in_order(diarization.full, mapping))
+                       turns=turns, labels={t: m for t, m in mapping.items()},
+                       embeddings={mapping[k]: v for k, v in diarization.embeddings.items() if k in mapping})
+
+
+def rename_speakers(attribution: Attribution, names: dict[str, str]) -> Attribution:
+    """`attribution` with the speakers in `names` (response label -> name) renamed
+    everywhere: words, segments' utterances, turns, vectors."""
+    if not names:
+        return attribution
+    rename = lambda label: names.get(label, label)  # noqa: E731
+    return replace(attribution,
+                   words=[replace(w, speaker=rename(w.speaker)) if w.speaker else w for w in attribution.words],
+                   utterances=[replace(u, speaker=rename(u.speaker)) for u in attribution.utterances],
+                   turns=[replace(t, speaker=rename(t.speaker)) for t in attribution.turns],
+                   labels={raw: rename(label) for raw, label in attribution.labels.items()},
+                   embeddings={rename(label): v for label, v in attribution.embeddings.items()})
 
 
 def assign_speakers(

@@ -36,6 +36,7 @@ from speech_endpoint.schema import (
     Transcript,
 )
 from speech_endpoint.silero import SileroVAD
+from speech_endpoint.speaker_names import Match, match_known_speakers
 from speech_endpoint.speech_activity import activity_from_probabilities, has_speech
 
 log = logging.getLogger("speech_endpoint")
@@ -77,16 +78,17 @@ class EndpointHandler:
         request = self.check(data)
         audio = self.decode(data, request)
         decoded = time.perf_counter()
+        references = self.references(request)
         activity = self.speech(audio)
         options = self.decode_options(request, audio.duration)
         transcript = self.transcribe(audio, activity, options, progress=progress)
         transcribed = time.perf_counter()
         diarization = self.diarize(audio, activity, request)
-        attribution = self.attribute(transcript, diarization)
+        attribution, matches = self.identify(self.attribute(transcript, diarization), references)
         finished = time.perf_counter()
         timings = {"decode_s": decoded - started, "asr_s": transcribed - decoded,
                    "diarization_s": finished - transcribed, "total_s": time.perf_counter() - started}
-        return self.render(request, audio, activity, options, transcript, attribution, timings)
+        return self.render(request, audio, activity, options, transcript, attribution, timings, matches)
 
     # ---- stages -----------------------------------------------------------------------------
 
@@ -104,9 +106,16 @@ class EndpointHandler:
             batch_size = s.max_batch_size  # the default (24) must not refuse requests on a smaller limit
         if self.diarizer is None and (config.wants_speakers or config.diarize or "rttm" in config.output_formats):
             raise ClientError(
-                "Speaker diarization was requested (diarize, num_speakers, min_speakers, max_speakers "
-                "or rttm) but this endpoint has no DIARIZATION_MODEL configured"
+                "Speaker diarization was requested (diarize, num_speakers, min_speakers, max_speakers, "
+                "known_speakers, return_speaker_embeddings or rttm) but this endpoint has no "
+                "DIARIZATION_MODEL configured"
             )
+        if config.known_speakers:
+            if self.diarizer.embedding_dimension is None:
+                raise ClientError("parameter 'known_speakers': this endpoint's diarization pipeline has no "
+                                  "speaker embedding model")
+            if len(config.known_speakers) > s.max_known_speakers:
+                raise ClientError(f"parameter 'known_speakers': at most {s.max_known_speakers} on this endpoint")
         assisted = config.assisted if config.assisted is not None else s.default_assisted
         if assisted is True and self.asr.assistant is None:
             raise ClientError("parameter 'assisted': this endpoint has no ASSISTANT_MODEL configured")
@@ -154,14 +163,29 @@ class EndpointHandler:
             return Diarization()
         c = request.config
         return self.diarizer(audio, num_speakers=c.num_speakers, min_speakers=c.min_speakers,
-                             max_speakers=c.max_speakers)
+                             max_speakers=c.max_speakers, embeddings=bool(c.known_speakers or c.return_speaker_embeddings))
 
     def attribute(self, transcript: Transcript, diarization: Diarization | None) -> Attribution:
         """Every word to exactly one speaker, then sentences and utterances."""
         return diarization_utils.attribute(transcript.words, diarization)
 
+    def references(self, request: Request) -> dict[str, list[float]]:
+        """A speaker vector per known speaker: from their clip (decoded, its speech found
+        and embedded with the pipeline's own model) or as given. Bad references are refused
+        before any transcription."""
+        return {name: self._reference(name, value) for name, value in (request.config.known_speakers or {}).items()}
+
+    def identify(self, attribution: Attribution, references: dict[str, list[float]]) -> tuple[Attribution, list[Match]]:
+        """Known speakers' names instead of their SPEAKER_xx, where their voices match."""
+        if not references:
+            return attribution, []
+        matches = match_known_speakers(references, attribution.embeddings, self.settings.known_speaker_threshold)
+        names = {m.speaker: m.name for m in matches if m.speaker is not None}
+        return diarization_utils.rename_speakers(attribution, names), matches
+
     def render(self, request: Request, audio: Audio, activity: SpeechActivity, options: DecodeOptions,
-               transcript: Transcript, attribution: Attribution, timings: dict[str, float]) -> ResponseJSON:
+               transcript: Transcript, attribution: Attribution, timings: dict[str, float],
+               matches: list[Match] = ()) -> ResponseJSON:
         config = request.config
         notes = []
         if options.use_assistant and config.batch_size != 1:
@@ -180,5 +204,27 @@ class EndpointHandler:
             "notes": notes,
             "timings": {name: round(value, 3) for name, value in timings.items()},  # type: ignore[typeddict-item]
         }
+        if matches:
+            metadata["known_speakers"] = {m.name: {"matched": m.speaker is not None,
+                                                   "similarity": round(m.similarity, 3)} for m in matches}
         return response.render(transcript.text, attribution, output_formats=config.output_formats,
-                               word_chunks=config.timestamp_granularity == "word", metadata=metadata)
+                               word_chunks=config.timestamp_granularity == "word", metadata=metadata,
+                               speaker_embeddings=config.return_speaker_embeddings)
+
+    def _reference(self, name: str, value: str | list[float]) -> list[float]:
+        s, where = self.settings, f"parameter 'known_speakers', '{name}'"
+        if isinstance(value, list):
+            if len(value) != self.diarizer.embedding_dimension:
+                raise ClientError(f"{where}: a vector must have {self.diarizer.embedding_dimension} values "
+                                  f"(this endpoint's speaker embeddings), not {len(value)}")
+            return value
+        try:
+            clip = audio_io.decode(audio_io.payload_bytes(value, s.max_reference_bytes), max_seconds=s.max_reference_s)
+        except ClientError as exc:
+            raise ClientError(f"{where}: {exc}") from None
+        activity = self.speech(clip)
+        if activity.speech_s < s.min_reference_speech_s:
+            raise ClientError(f"{where}: the clip has {activity.speech_s:.1f} s of speech; at least "
+                              f"{s.min_reference_speech_s:g} s of that person alone is needed")
+        frames = np.repeat(activity.mask, int(round(activity.frame_s * clip.sample_rate)))[: len(clip.samples)]
+        return self.diarizer.embed(clip.samples[frames])

@@ -185,6 +185,7 @@ class Prepared:
     activity: Any
     options: Any
     transcript: Any
+    references: dict
 
 
 class Harness:
@@ -210,9 +211,10 @@ class Harness:
         data = {"inputs": audio_bytes, "parameters": parameters}
         request = h.check(data)
         audio = h.decode(data, request)
+        references = h.references(request)
         activity = h.speech(audio)
         options = h.decode_options(request, audio.duration)
-        return Prepared(request, audio, activity, options, h.transcribe(audio, activity, options))
+        return Prepared(request, audio, activity, options, h.transcribe(audio, activity, options), references)
 
     def diarize(self, prepared: Prepared, pipeline: str | Path | None = None):
         """The handler's own diarization, or that of the pipeline folder `pipeline`."""
@@ -223,14 +225,14 @@ class Harness:
         config = prepared.request.config
         return Diarizer(str(pipeline), device=self.handler.asr.device)(
             prepared.audio, num_speakers=config.num_speakers, min_speakers=config.min_speakers,
-            max_speakers=config.max_speakers)
+            max_speakers=config.max_speakers, embeddings=bool(config.known_speakers))
 
     def respond(self, prepared: Prepared, diarization) -> dict:
         """The response the handler gives for this transcript and diarization."""
         h = self.handler
-        attribution = h.attribute(prepared.transcript, diarization)
+        attribution, matches = h.identify(h.attribute(prepared.transcript, diarization), prepared.references)
         return h.render(prepared.request, prepared.audio, prepared.activity, prepared.options,
-                        prepared.transcript, attribution, timings={})
+                        prepared.transcript, attribution, timings={}, matches=matches)
 
 
 # ---- scoring one response ---------------------------------------------------------------

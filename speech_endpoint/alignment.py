@@ -15,6 +15,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
+from speech_endpoint.confidence import teacher_forced_probabilities, word_probability
 from speech_endpoint.schema import Word
 from speech_endpoint.sentences import is_sentence_end
 
@@ -73,21 +74,56 @@ class CrossAttentionRecorder:
                 for i, r in enumerate(rows)]
 
 
-def cross_attention_weights(model, prefix: Sequence[int], token_batches: Sequence[Sequence[int]],
-                            encoder_hidden: torch.Tensor, eot: int) -> list[torch.Tensor]:
-    """Teacher-forced: one decoder pass over prefix + tokens + eot; per sequence the
-    alignment-head logits [heads, len(tokens)+1, frames] of the rows that predict the text
-    tokens and the end-of-text token."""
+def teacher_forced(model, prefix: Sequence[int], token_batches: Sequence[Sequence[int]],
+                   encoder_hidden: torch.Tensor, eot: int) -> tuple[list[torch.Tensor], list[list[float]]]:
+    """One decoder pass over prefix + tokens + eot per sequence: the alignment-head logits
+    [heads, len(tokens)+1, frames] of the rows that predict the text tokens and the
+    end-of-text token, and the probability of each text token (`speech_endpoint.confidence`)."""
     length = max(len(t) for t in token_batches) + len(prefix) + 1
     ids = torch.full((len(token_batches), length), eot, dtype=torch.long)
     for row, tokens in enumerate(token_batches):
         seq = list(prefix) + list(tokens) + [eot]
         ids[row, : len(seq)] = torch.tensor(seq)
     with CrossAttentionRecorder(model) as recorder:
-        model.get_decoder()(input_ids=ids.to(encoder_hidden.device), encoder_hidden_states=encoder_hidden,
-                            use_cache=False)
+        hidden = model.get_decoder()(input_ids=ids.to(encoder_hidden.device), encoder_hidden_states=encoder_hidden,
+                                     use_cache=False).last_hidden_state
     rows = [slice(len(prefix) - 1, len(prefix) + len(tokens)) for tokens in token_batches]
-    return recorder.logits(encoder_hidden, rows)
+    output = model.get_output_embeddings()
+    probabilities = [teacher_forced_probabilities(output(hidden[i, r]), tokens, eot) if tokens else []
+                     for i, (r, tokens) in enumerate(zip(rows, token_batches))]
+    return recorder.logits(encoder_hidden, rows), probabilities
+
+
+def recorded_rows(recorder: CrossAttentionRecorder, sequences: Sequence[Sequence[int]],
+                  token_lists: Sequence[Sequence[int]]) -> list[slice] | None:
+    """The rows of the decoder steps recorded during generation that predicted each
+    sequence's text tokens and its end of text; None where they do not line up."""
+    prompt = recorder.first_step_length  # the decoder prompt, fed in one step
+    fed = recorder.length - prompt  # generated tokens fed back (the last one never is)
+    rows = []
+    for sequence, tokens in zip(sequences, token_lists):
+        # Some versions return the decoder prompt too, some drop the final end-of-text.
+        generated = list(sequence[-(fed + 1):] if len(sequence) > fed + 1 else sequence)
+        if generated[: len(tokens)] != list(tokens) or len(tokens) > fed:
+            return None
+        rows.append(slice(prompt - 1, prompt + len(tokens)))
+    return rows
+
+
+def window_words(tokenizer, tokens: Sequence[int], qk: torch.Tensor, probabilities: Sequence[float],
+                 offset: float, num_frames: int, language: str | None) -> list[Word]:
+    """One window's words: times from its attention (DTW), offset to the audio, long words
+    clamped; each word's probability from its tokens'."""
+    starts, ends = token_times(qk, num_frames)
+    words: list[Word] = []
+    index = 0
+    for text, toks in split_words(tokenizer, tokens, language):
+        first, last = index, index + len(toks) - 1
+        index += len(toks)
+        if text.strip():
+            words.append(Word(text, offset + float(starts[first]), offset + float(ends[last]),
+                              probability=word_probability(probabilities[first:last + 1])))
+    return clamp_long_words(words)
 
 
 def _alignment_heads(model) -> list[tuple[int, int]]:

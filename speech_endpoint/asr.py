@@ -14,25 +14,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from transformers import LogitsProcessorList
+
 from speech_endpoint import compat
-from speech_endpoint.alignment import (
-    FRAMES_PER_SECOND,
-    CrossAttentionRecorder,
-    clamp_long_words,
-    cross_attention_weights,
-    split_words,
-    token_times,
-)
+from speech_endpoint.alignment import FRAMES_PER_SECOND, CrossAttentionRecorder, recorded_rows, teacher_forced, window_words
+from speech_endpoint.confidence import TokenProbabilities
 from speech_endpoint.languages import normalize_language
 from speech_endpoint.schema import SAMPLE_RATE, Audio, SpeechActivity, Transcript, Word
-from speech_endpoint.sentences import words_from_chunks
+from speech_endpoint.sequential import transcribe_sequential
 from speech_endpoint.windows import speech_windows
 
 log = logging.getLogger(__name__)
@@ -131,8 +126,8 @@ class WhisperASR:
             encoded = self.model.get_encoder()(features)
             if language is None and self.multilingual:
                 language = self._detect_language(encoded)
-            token_lists, attention = self._generate(features, encoded, language, options)
-            words.extend(self._align(encoded, group, token_lists, attention, language, audio.sample_rate))
+            token_lists, attention, probabilities = self._generate(features, encoded, language, options)
+            words.extend(self._align(encoded, group, token_lists, attention, probabilities, language, options))
             texts.extend(self.tokenizer.decode(t).strip() for t in token_lists)
             if progress:
                 progress(group[-1][1] / audio.sample_rate, audio.duration)
@@ -154,22 +149,28 @@ class WhisperASR:
         return normalize_language(token)
 
     def _generate(self, features, encoded, language: str | None,
-                  options: DecodeOptions) -> tuple[list[list[int]], list[torch.Tensor] | None]:
-        """Text tokens per window, and their alignment-head attention when it could be
-        recorded during generation (None: compute it afterwards)."""
+                  options: DecodeOptions) -> tuple[list[list[int]], list[torch.Tensor] | None, list | None]:
+        """Text tokens per window, and their alignment-head attention and probabilities
+        when they could be recorded during generation (None: compute them afterwards)."""
         kwargs = {"return_timestamps": False, **self._generate_kwargs(options, language)}
         if options.use_assistant:
             if self.assistant.config.is_encoder_decoder:
                 kwargs["input_features"] = features  # a full assistant runs its own encoder
-        # The encoder ran once already (language detection and alignment reuse it).
-        recorder = CrossAttentionRecorder(self.model)
-        with recorder if not options.use_assistant else nullcontext():
             out = self.model.generate(encoder_outputs=encoded, **kwargs)
-        sequences = [row.tolist() for row in (out if torch.is_tensor(out) else out.sequences)]
+            return [self._text_tokens(row.tolist()) for row in _sequences(out)], None, None
+        # Speculative decoding runs rejected draft tokens through the model: nothing is
+        # recorded then; otherwise the encoder output is reused and decoding is watched.
+        probabilities = TokenProbabilities(self.eot)
+        with CrossAttentionRecorder(self.model) as recorder:
+            out = self.model.generate(encoder_outputs=encoded, logits_processor=LogitsProcessorList([probabilities]),
+                                      **kwargs)
+        sequences = [row.tolist() for row in _sequences(out)]
         token_lists = [self._text_tokens(row) for row in sequences]
-        if options.use_assistant:
-            return token_lists, None
-        return token_lists, self._recorded_attention(recorder, sequences, token_lists, encoded)
+        rows = recorded_rows(recorder, sequences, token_lists)
+        probs = [probabilities.for_tokens(i, tokens) for i, tokens in enumerate(token_lists)]
+        if rows is None or len(probabilities.runs) != 1 or any(p is None for p in probs):
+            return token_lists, None, None
+        return token_lists, recorder.logits(encoded.last_hidden_state, rows), probs
 
     def _generate_kwargs(self, options: DecodeOptions, language: str | None) -> dict[str, Any]:
         """What both strategies pass to `generate`: greedy, task and language (multilingual
@@ -182,27 +183,18 @@ class WhisperASR:
             if language:
                 kwargs["language"] = language
         if options.prompt:
-            ids = self.tokenizer.get_prompt_ids(options.prompt, return_tensors="np")
-            # <|startofprev|> and the prompt's last tokens: the prompt may take the other half
-            kwargs["prompt_ids"] = torch.as_tensor(
-                np.concatenate([ids[:1], ids[1:][-(self.max_new_tokens - 1):]]), device=self.device)
+            kwargs["prompt_ids"] = torch.as_tensor(self._prompt_ids(options.prompt), device=self.device)
         if options.use_assistant:
             kwargs["assistant_model"] = self.assistant
         return kwargs
 
-    def _recorded_attention(self, recorder, sequences, token_lists, encoded) -> list[torch.Tensor] | None:
-        """Rows of the recorded decoder steps that predicted each window's text tokens and
-        its end of text; None where the recording does not line up with the tokens."""
-        prompt = recorder.first_step_length  # the decoder prompt, fed in one step
-        fed = recorder.length - prompt  # generated tokens fed back (the last one never is)
-        rows = []
-        for sequence, tokens in zip(sequences, token_lists):
-            # Some versions return the decoder prompt too, some drop the final end-of-text.
-            generated = sequence[-(fed + 1):] if len(sequence) > fed + 1 else sequence
-            if generated[: len(tokens)] != tokens or len(tokens) > fed:
-                return None
-            rows.append(slice(prompt - 1, prompt + len(tokens)))
-        return recorder.logits(encoded.last_hidden_state, rows)
+    def _prompt_ids(self, prompt: str | None) -> list[int]:
+        """<|startofprev|> and the prompt's last tokens (the prompt may take the other half
+        of the decoder's context); [] without a prompt."""
+        if not prompt:
+            return []
+        ids = [int(t) for t in self.tokenizer.get_prompt_ids(prompt, return_tensors="np")]
+        return ids[:1] + ids[1:][-(self.max_new_tokens - 1):]
 
     def _text_tokens(self, sequence: list[int]) -> list[int]:
         """Generated text tokens only: whatever precedes the decoder prompt (a text prompt,
@@ -221,44 +213,36 @@ class WhisperASR:
         prefix.append(tok.convert_tokens_to_ids("<|notimestamps|>"))
         return prefix
 
-    def _align(self, encoded, spans, token_lists, attention, language, sample_rate) -> list[Word]:
-        """Word times for each window from cross-attention + DTW, offset to the audio."""
+    def _align(self, encoded, spans, token_lists, attention, probabilities, language, options) -> list[Word]:
+        """Words of each window, timed from cross-attention + DTW and offset to the audio."""
         if not any(token_lists):
             return []
         if attention is None:
-            prefix = self._prefix(language, "transcribe")
-            attention = cross_attention_weights(self.model, prefix, token_lists, encoded.last_hidden_state, self.eot)
+            prefix = self._prompt_ids(options.prompt) + self._prefix(language, options.task)
+            attention, probabilities = teacher_forced(self.model, prefix, token_lists, encoded.last_hidden_state,
+                                                      self.eot)
         words: list[Word] = []
-        for (start, end), tokens, qk in zip(spans, token_lists, attention):
-            if not tokens:
-                continue
-            offset = start / sample_rate
-            starts, ends = token_times(qk, (end - start) // SAMPLES_PER_FRAME)
-            index = 0
-            window: list[Word] = []
-            for text, toks in split_words(self.tokenizer, tokens, language):
-                first, last = index, index + len(toks) - 1
-                index += len(toks)
-                if text.strip():
-                    window.append(Word(text, offset + float(starts[first]), offset + float(ends[last])))
-            words.extend(clamp_long_words(window))
+        for (start, end), tokens, qk, probs in zip(spans, token_lists, attention, probabilities):
+            if tokens:
+                words.extend(window_words(self.tokenizer, tokens, qk, probs, start / SAMPLE_RATE,
+                                          (end - start) // SAMPLES_PER_FRAME, language))
         return words
 
     # ---- sequential strategy ------------------------------------------------------------
 
     def _sequential(self, audio: Audio, options: DecodeOptions) -> Transcript:
-        """OpenAI's long-form algorithm via the transformers pipeline (no chunking)."""
         if self._pipe is None:
             from transformers import pipeline
 
             self._pipe = pipeline("automatic-speech-recognition", model=self.model,
                                   tokenizer=self.tokenizer, feature_extractor=self.processor.feature_extractor,
                                   device=self.device)
-        generate_kwargs = self._generate_kwargs(options, options.language)
-        inputs = {"raw": np.asarray(audio.samples, dtype=np.float32), "sampling_rate": audio.sample_rate}
-        out = self._pipe(inputs, return_timestamps="word", batch_size=1, generate_kwargs=generate_kwargs)
-        words = words_from_chunks(out.get("chunks") or [], duration=audio.duration)
-        return Transcript((out.get("text") or "").strip(), words, options.language)
+        return transcribe_sequential(self._pipe, audio, self._generate_kwargs(options, options.language),
+                                     self.tokenizer, self.eot, options.language)
+
+
+def _sequences(out) -> torch.Tensor:
+    return out if torch.is_tensor(out) else out.sequences
 
 
 def _int8(model: torch.nn.Module) -> torch.nn.Module:

@@ -65,6 +65,30 @@ def hub_token_kwargs(token: str | None) -> dict[str, Any]:
     return {"use_auth_token": token}
 
 
+def run_diarization(pipeline: Any, samples: Any, sample_rate: int, embeddings: bool, **kwargs: Any) -> tuple[Any, dict]:
+    """The pipeline's output and, when `embeddings`, one vector per speaker label of its
+    full diarization ({} when it gave none). pyannote 4 always returns them
+    (`DiarizeOutput.speaker_embeddings`); pyannote 3 when asked (`return_embeddings=True`,
+    then a tuple). Rows follow the full diarization's `labels()` on both."""
+    if embeddings and (PYANNOTE_MAJOR or 0) < 4:
+        kwargs["return_embeddings"] = True
+    output = pipeline(diarization_input(samples, sample_rate), **kwargs)
+    centroids = getattr(output, "speaker_embeddings", None)
+    if isinstance(output, tuple):
+        output, centroids = output
+    if not embeddings or centroids is None:
+        return output, {}
+    labels = getattr(output, "speaker_diarization", output).labels()
+    return output, {str(label): [float(x) for x in centroids[i]] for i, label in enumerate(labels)
+                    if i < len(centroids)}
+
+
+def embedding_model(pipeline: Any) -> Any | None:
+    """The speaker-embedding model a pyannote SpeakerDiarization pipeline clusters with
+    (`model(waveforms (batch, 1, samples)) -> (batch, dimension)`), or None."""
+    return getattr(pipeline, "_embedding", None)
+
+
 def diarization_turns(output: Any) -> tuple[list[Turn] | None, list[Turn]]:
     """(exclusive, full) turns from a pyannote pipeline's output, sorted by time.
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from speech_endpoint import compat
@@ -46,15 +47,28 @@ class Diarizer:
             raise DiarizationLoadError(_gated_message(model_id, token is not None))
         self.pipeline = pipeline.to(torch.device(device))
 
-    def __call__(self, audio: Audio, *, num_speakers: int | None = None,
-                 min_speakers: int | None = None, max_speakers: int | None = None) -> Diarization:
+    def __call__(self, audio: Audio, *, num_speakers: int | None = None, min_speakers: int | None = None,
+                 max_speakers: int | None = None, embeddings: bool = False) -> Diarization:
+        """Who spoke when; with `embeddings`, also one vector per speaker."""
         if audio.duration == 0:
             return Diarization()
         kwargs = {k: v for k, v in (("num_speakers", num_speakers), ("min_speakers", min_speakers),
                                     ("max_speakers", max_speakers)) if v is not None}
-        output = self.pipeline(compat.diarization_input(audio.samples, audio.sample_rate), **kwargs)
+        output, vectors = compat.run_diarization(self.pipeline, audio.samples, audio.sample_rate, embeddings, **kwargs)
         exclusive, full = compat.diarization_turns(output)
-        return Diarization(exclusive=exclusive if exclusive is not None else exclusive_turns(full), full=full)
+        return Diarization(exclusive=exclusive if exclusive is not None else exclusive_turns(full), full=full,
+                           embeddings=vectors)
+
+    @property
+    def embedding_dimension(self) -> int | None:
+        """Size of the speaker vectors; None when the pipeline has no embedding model."""
+        model = compat.embedding_model(self.pipeline)
+        return int(model.dimension) if model is not None else None
+
+    def embed(self, samples: np.ndarray) -> list[float]:
+        """One speaker vector for `samples` (16 kHz mono), from the pipeline's own model."""
+        waveform = torch.as_tensor(np.asarray(samples, dtype=np.float32)).reshape(1, 1, -1)
+        return [float(x) for x in np.asarray(compat.embedding_model(self.pipeline)(waveform))[0]]
 
 
 def _is_access_error(exc: Exception) -> bool:

@@ -9,17 +9,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from speech_endpoint import formats
-from speech_endpoint.schema import Attribution, MetadataJSON, ResponseJSON, Segment
+from speech_endpoint.schema import Attribution, MetadataJSON, ResponseJSON, Segment, Word, WordJSON
 
 
 def _r(t: float) -> float:
     return round(float(t), 3)
 
 
+def _word(w: Word) -> WordJSON:
+    out: WordJSON = {"word": w.text.strip(), "start": _r(w.start), "end": _r(w.end), "speaker": w.speaker}
+    if w.probability is not None:
+        out["probability"] = _r(w.probability)
+    return out
+
+
 def render(text: str, attribution: Attribution, *, output_formats: Sequence[str] = (), word_chunks: bool = False,
-           metadata: MetadataJSON | None = None, file_id: str = "audio") -> ResponseJSON:
+           metadata: MetadataJSON | None = None, file_id: str = "audio", speaker_embeddings: bool = False) -> ResponseJSON:
     """`word_chunks` makes `chunks` one entry per word (transformers' `return_timestamps="word"`
-    shape) instead of one per sentence."""
+    shape) instead of one per sentence; `speaker_embeddings` adds each speaker's vector."""
     words, utterances = attribution.words, attribution.utterances
     segments = attribution.segments
     if word_chunks and words:
@@ -33,10 +40,7 @@ def render(text: str, attribution: Attribution, *, output_formats: Sequence[str]
         ],
     }
     if words:
-        response["words"] = [
-            {"word": w.text.strip(), "start": _r(w.start), "end": _r(w.end), "speaker": w.speaker}
-            for w in words
-        ]
+        response["words"] = [_word(w) for w in words]
     cues = formats.cues_from(utterances or segments, words=words or None)
     if "srt" in output_formats:
         response["srt"] = formats.to_srt(cues)
@@ -44,6 +48,9 @@ def render(text: str, attribution: Attribution, *, output_formats: Sequence[str]
         response["vtt"] = formats.to_vtt(cues)
     if "rttm" in output_formats:
         response["rttm"] = formats.to_rttm(attribution.turns, file_id=file_id)
+    if speaker_embeddings:
+        response["speaker_embeddings"] = {label: [round(x, 6) for x in vector]
+                                          for label, vector in attribution.embeddings.items()}
     if metadata is not None:
         response["metadata"] = metadata
     return response

@@ -25,12 +25,14 @@ class Audio:
 
 @dataclass(frozen=True)
 class Word:
-    """One recognised word. `text` keeps Whisper's leading space and punctuation."""
+    """One recognised word. `text` keeps Whisper's leading space and punctuation;
+    `probability` is Whisper's confidence in it (`speech_endpoint.confidence`)."""
 
     text: str
     start: float
     end: float
     speaker: str | None = None
+    probability: float | None = None
 
 
 @dataclass(frozen=True)
@@ -88,10 +90,12 @@ class Transcript:
 
 @dataclass(frozen=True)
 class Diarization:
-    """`exclusive`: one speaker at a time (for words); `full`: overlaps kept (for RTTM)."""
+    """`exclusive`: one speaker at a time (for words); `full`: overlaps kept (for RTTM);
+    `embeddings`: one vector per speaker label, when the pipeline gave them."""
 
     exclusive: list[Turn] = field(default_factory=list)
     full: list[Turn] = field(default_factory=list)
+    embeddings: dict[str, list[float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,8 @@ class Attribution:
     segments: list[Segment]
     utterances: list[Utterance] = field(default_factory=list)
     turns: list[Turn] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)  # the diarizer's label -> the response's
+    embeddings: dict[str, list[float]] = field(default_factory=dict)  # by the response's labels
 
 
 # ---- response contract -------------------------------------------------------------
@@ -126,6 +132,7 @@ class WordJSON(TypedDict):
     start: float
     end: float
     speaker: str | None
+    probability: NotRequired[float]
 
 
 class TimingsJSON(TypedDict):
@@ -148,6 +155,7 @@ class MetadataJSON(TypedDict):
     speech_s: float
     notes: list[str]
     timings: TimingsJSON
+    known_speakers: NotRequired[dict[str, dict]]  # name -> {"matched": bool, "similarity": best cosine}
 
 
 class ResponseJSON(TypedDict):
@@ -159,3 +167,4 @@ class ResponseJSON(TypedDict):
     srt: NotRequired[str]
     vtt: NotRequired[str]
     rttm: NotRequired[str]
+    speaker_embeddings: NotRequired[dict[str, list[float]]]

@@ -62,3 +62,14 @@ def dialogue_dir():
     if not path or not Path(path).is_dir():
         pytest.skip("DIALOGUE_DIR is not set to the dialogue folder")
     return Path(path)
+
+
+@pytest.fixture(scope="session")
+def real_diarization_dir():
+    """The real pyannote pipeline folder named by DIARIZATION_MODEL_DIR (segmentation-3.0 +
+    CAM++; its module must be importable: the folder on PYTHONPATH, as .ci/run sets it)."""
+    path = os.environ.get("DIARIZATION_MODEL_DIR")
+    if not path or not Path(path).is_dir():
+        pytest.skip("DIARIZATION_MODEL_DIR is not set to a real diarization pipeline")
+    pytest.importorskip("campplus_pyannote", reason="the pipeline folder is not on PYTHONPATH")
+    return Path(path)

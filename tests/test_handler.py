@@ -101,7 +101,19 @@ def test_assisted_output_equals_unassisted_under_greedy_decoding(handler):
     assert calls, "the assistant was never called"
     assert assisted["metadata"]["assisted"] is True and plain["metadata"]["assisted"] is False
     assert assisted["text"] == plain["text"]
-    assert assisted["words"] == plain["words"]
+    without_probability = [{k: v for k, v in w.items() if k != "probability"} for w in plain["words"]]
+    assert [{k: v for k, v in w.items() if k != "probability"} for w in assisted["words"]] == without_probability
+    # read from generation's scores (plain) or from the alignment pass (assisted): the same model, the same numbers
+    for a, b in zip(assisted["words"], plain["words"]):
+        assert a["probability"] == pytest.approx(b["probability"], abs=0.01)
+
+
+@pytest.mark.parametrize("params", [{"batch_size": 2}, {"batch_size": 1, "assisted": True}, {"chunk_length_s": 0}],
+                         ids=["windows", "windows assisted", "sequential"])
+def test_every_word_has_a_probability(handler, params):
+    out = handler({"inputs": wav_bytes(speech(12.0), 16000), "parameters": {"diarize": False, **params}})
+    assert out["words"]
+    assert all(0.0 <= w["probability"] <= 1.0 for w in out["words"]), out["words"]
 
 
 def test_assisted_with_default_batch_size_runs_at_batch_one_and_says_so(handler):

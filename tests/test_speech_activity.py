@@ -123,3 +123,56 @@ def test_no_window_reaches_into_music_between_two_turns(handler):
     assert not np.any((speech_frames > start + 0.3) & (speech_frames < end - 0.3))
     out = handler({"inputs": wav_bytes(samples, RATE), "parameters": {"diarize": False}})
     assert all(not (start + 0.3 < (w["start"] + w["end"]) / 2 < end - 0.3) for w in out.get("words", []))
+
+
+# ---- with the real Whisper base (skips without WHISPER_MODEL_DIR / DIALOGUE_DIR) ----------
+
+# WER of the energy gate this replaced, measured on the same audio (evaluation.robustness):
+# speech detection must not lose words that the gate kept.
+ENERGY_GATE_WER = {"dialogue + pink noise 5 dB SNR": 0.363, "dialogue + pink noise 0 dB SNR": 0.616,
+                   "dialogue attenuated 35 dB": 0.069}
+
+
+@pytest.fixture(scope="module")
+def real_handler(real_whisper_dir):
+    from conftest import MODEL_ENV, REPO
+    from handler import EndpointHandler
+
+    with pytest.MonkeyPatch.context() as env:
+        for name in MODEL_ENV:
+            env.delenv(name, raising=False)
+        env.setenv("ASR_MODEL", str(real_whisper_dir))
+        yield EndpointHandler(str(REPO))
+
+
+@pytest.fixture(scope="module")
+def dialogue_cases(dialogue_dir):
+    from evaluation.robustness import dialogue_cases
+
+    return {case.name: case for case in dialogue_cases(dialogue_dir)}
+
+
+@pytest.mark.real_model
+@pytest.mark.parametrize("name", sorted(noise.NON_SPEECH))
+def test_real_whisper_invents_nothing_on_non_speech(real_handler, name):
+    out = real_handler({"inputs": wav_bytes(noise.NON_SPEECH[name](20.0, seed=0), RATE)})
+    assert out["text"] == "" and out["chunks"] == [] and not out.get("words")
+
+
+@pytest.mark.real_model
+def test_real_whisper_puts_no_word_inside_music_between_turns(real_handler, dialogue_cases):
+    from evaluation.robustness import run_case, words_inside
+
+    case = dialogue_cases["dialogue with 12 s of music between turns"]
+    out = real_handler({"inputs": wav_bytes(case.samples, RATE)})
+    assert out["words"] and words_inside(out, case.forbidden) == []
+    assert run_case(real_handler, case)["wer"] <= 0.10
+
+
+@pytest.mark.real_model
+@pytest.mark.parametrize("name", sorted(ENERGY_GATE_WER), ids=lambda n: f"{n}: WER <= {ENERGY_GATE_WER[n]:.1%}")
+def test_degraded_speech_keeps_its_words(real_handler, dialogue_cases, name):
+    from evaluation.robustness import run_case
+
+    row = run_case(real_handler, dialogue_cases[name])
+    assert row["wer"] <= ENERGY_GATE_WER[name], row

@@ -1,6 +1,7 @@
-"""Writes tests/data/speech.flac: 9 s of two synthetic voices (espeak-ng), the speech the
-tests send where the speech detector must find speech. Committed, so the tests need no
-espeak-ng; rerun only to change it:
+"""Writes tests/data/speech.flac: 10 s of two synthetic voices (espeak-ng), the speech the
+tests send where the speech detector must find speech; and tests/data/stranger.flac, a
+voice unlike the dev dialogue's two (a known-speaker reference that must match nobody).
+Committed, so the tests need no espeak-ng; rerun only to change them:
 
     python -m tests.support.make_speech_clip
 """
@@ -16,7 +17,8 @@ import soundfile as sf
 from speech_endpoint.audio import resample
 from speech_endpoint.schema import SAMPLE_RATE
 
-OUT = Path(__file__).resolve().parent.parent / "data" / "speech.flac"
+DATA = Path(__file__).resolve().parent.parent / "data"
+STRANGER = ("fr+f2", "The quarterly numbers came in this morning and they look better than we expected.")
 LINES = [("en-us+m3", "Good morning everyone, thanks for joining the call."),
          ("en+f3", "Morning. Shall we start with the budget?"),
          ("en-us+m3", "Yes, the numbers look fine this week.")]
@@ -30,15 +32,20 @@ def espeak(voice: str, text: str) -> np.ndarray:
     return resample(samples, rate, SAMPLE_RATE)
 
 
-def main() -> None:
+def write(name: str, lines: list[tuple[str, str]]) -> None:
     pause = np.zeros(int(0.4 * SAMPLE_RATE), np.float32)
     parts = []
-    for voice, text in LINES:
+    for voice, text in lines:
         parts += [espeak(voice, text), pause]
     samples = np.concatenate([pause, *parts])
-    OUT.parent.mkdir(exist_ok=True)
-    sf.write(OUT, 0.8 * samples / np.abs(samples).max(), SAMPLE_RATE, format="FLAC", subtype="PCM_16")
-    print(OUT, f"{len(samples) / SAMPLE_RATE:.1f} s")
+    DATA.mkdir(exist_ok=True)
+    sf.write(DATA / name, 0.8 * samples / np.abs(samples).max(), SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+    print(DATA / name, f"{len(samples) / SAMPLE_RATE:.1f} s")
+
+
+def main() -> None:
+    write("speech.flac", LINES)
+    write("stranger.flac", [STRANGER])
 
 
 if __name__ == "__main__":
