@@ -43,6 +43,9 @@ class ModelSettings(BaseSettings):
     # 1.2x slower at 60 s on an A10G with large-v3 + distil-large-v3).
     auto_assist_max_s: float = Field(30.0, ge=0)
 
+    # auto: a GPU when torch can use one, else the CPU (the log and metadata say which);
+    # cuda: a GPU or a start-up error saying why not; cpu: always the CPU.
+    device: Literal["auto", "cuda", "cpu"] = "auto"
     # torch threads on CPU (default: torch's choice, one per core). Replicas sharing cores
     # stall badly when each uses all of them: set 1-2 there.
     cpu_threads: int | None = Field(None, ge=1)

@@ -21,7 +21,7 @@ import torch
 import diarization_utils
 from config import InferenceConfig, ModelSettings
 from speech_endpoint import audio as audio_io
-from speech_endpoint import response
+from speech_endpoint import device, response
 from speech_endpoint.asr import DecodeOptions, WhisperASR
 from speech_endpoint.diarizer import Diarizer
 from speech_endpoint.errors import ClientError
@@ -60,16 +60,19 @@ class EndpointHandler:
         started = time.perf_counter()
         if s.cpu_threads:
             torch.set_num_threads(s.cpu_threads)
+        self.placement = device.choose(s.device)
         self.vad = SileroVAD()
-        self.asr = WhisperASR(s.asr_model, assistant_id=s.assistant_model, token=s.token, quantize=s.quantize)
+        self.asr = WhisperASR(s.asr_model, placement=self.placement, assistant_id=s.assistant_model, token=s.token,
+                              quantize=s.quantize)
         self.diarizer = (
-            Diarizer(s.diarization_model, token=s.token, device=self.asr.device)
+            Diarizer(s.diarization_model, token=s.token, device=self.placement.device)
             if s.diarization_model else None
         )
         if s.warmup:  # the first request must not pay for lazy initialisation
             self.vad.probabilities(np.zeros(SAMPLE_RATE, np.float32))
             self.asr.warm_up()
-        log.info("models loaded in %.1f s (device %s)", time.perf_counter() - started, self.asr.device)
+        log.info("models loaded in %.1f s on %s (%s)", time.perf_counter() - started, self.placement.device,
+                 self.placement.dtype_name)
 
     def __call__(self, data: dict[str, Any], progress=None) -> ResponseJSON:
         """One request. `progress(done_s, total_s)`, for command lines, is called as
@@ -192,6 +195,8 @@ class EndpointHandler:
             notes.append("the assistant runs at batch size 1 (speculative decoding decodes one sequence)")
         metadata: MetadataJSON = {
             "duration": round(audio.duration, 3),
+            "device": self.placement.device,
+            "dtype": self.placement.dtype_name,
             "language": transcript.language,
             "task": config.task,
             "assisted": options.use_assistant,

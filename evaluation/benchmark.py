@@ -75,9 +75,10 @@ def reference_pipeline(model_id: str, token: str | None):
     from transformers import AutoModelForSpeechSeq2Seq, pipeline
 
     from speech_endpoint import compat
-    from speech_endpoint.asr import pick_device
+    from speech_endpoint.device import choose
 
-    device, dtype = pick_device()
+    placement = choose("auto")
+    device, dtype = placement.device, placement.dtype
     model = AutoModelForSpeechSeq2Seq.from_pretrained(model_id, token=token, attn_implementation="sdpa",
                                                       **compat.dtype_kwargs(dtype)).to(device)
     processor = compat.load_processor(model_id, token)

@@ -25,6 +25,7 @@ from transformers import LogitsProcessorList
 from speech_endpoint import compat
 from speech_endpoint.alignment import FRAMES_PER_SECOND, CrossAttentionRecorder, recorded_rows, teacher_forced, window_words
 from speech_endpoint.confidence import TokenProbabilities
+from speech_endpoint.device import Placement
 from speech_endpoint.languages import normalize_language
 from speech_endpoint.schema import SAMPLE_RATE, Audio, SpeechActivity, Transcript, Word
 from speech_endpoint.sequential import transcribe_sequential
@@ -47,21 +48,14 @@ class DecodeOptions:
     prompt: str | None = None
 
 
-def pick_device() -> tuple[str, torch.dtype]:
-    """float16 on a GPU; float32 on CPU (float16 matmuls are slow or missing there)."""
-    if torch.cuda.is_available():
-        return "cuda:0", torch.float16
-    return "cpu", torch.float32
-
-
 class WhisperASR:
     """Loads Whisper once; `transcribe` turns 16 kHz audio into a `Transcript` with words."""
 
-    def __init__(self, model_id: str, *, assistant_id: str | None = None, token: str | None = None,
-                 quantize: str = "none"):
+    def __init__(self, model_id: str, *, placement: Placement, assistant_id: str | None = None,
+                 token: str | None = None, quantize: str = "none"):
         from transformers import AutoModelForSpeechSeq2Seq
 
-        self.device, self.dtype = pick_device()
+        self.device, self.dtype = placement.device, placement.dtype
         common = {"token": token, "low_cpu_mem_usage": True, **compat.dtype_kwargs(self.dtype)}
         self.model = AutoModelForSpeechSeq2Seq.from_pretrained(model_id, attn_implementation="sdpa", **common)
         self.model.to(self.device).eval()

@@ -144,6 +144,8 @@ class TimingsJSON(TypedDict):
 
 class MetadataJSON(TypedDict):
     duration: float
+    device: str  # "cuda:0" or "cpu"
+    dtype: str  # "float16" or "float32"
     language: str | None
     task: str
     assisted: bool

@@ -178,3 +178,18 @@ def test_full_whisper_assistant_also_works(make_handler, tiny_models):
     plain = h({"inputs": SPEECHY, "parameters": {"language": "en", "batch_size": 1}})
     assisted = h({"inputs": SPEECHY, "parameters": {"language": "en", "assisted": True}})
     assert assisted["text"] == plain["text"] and assisted["metadata"]["assisted"] is True
+
+
+def test_device_setting(make_handler, tiny_models):
+    """DEVICE=cuda without a usable GPU stops start-up saying why; auto says where it runs."""
+    import torch
+
+    from speech_endpoint.device import DeviceError
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is usable here")
+    with pytest.raises(DeviceError, match="DEVICE=cuda.*(CUDA|CPU wheel)"):
+        make_handler(ASR_MODEL=tiny_models.whisper, DEVICE="cuda", WARMUP="false")
+    handler = make_handler(ASR_MODEL=tiny_models.whisper, DEVICE="auto", WARMUP="false")
+    meta = handler({"inputs": SPEECHY, "parameters": {}})["metadata"]
+    assert (meta["device"], meta["dtype"]) == ("cpu", "float32")

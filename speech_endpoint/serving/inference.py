@@ -79,6 +79,9 @@ class InferenceService:
         if exc is None:
             self.handler, self.status = future.result(), "ready"
             attach_filter_everywhere()
+            placement = getattr(self.handler, "placement", None)  # a handler that says where it runs
+            if placement is not None:
+                self.metrics.device(str(placement.device), str(placement.dtype_name))
             log.info("handler loaded; serving requests")
         else:
             self.error, self.status = safe_error(exc, self.secrets), "failed"

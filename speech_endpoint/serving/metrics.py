@@ -9,6 +9,8 @@ Series:
   speech_queue_size, speech_queue_capacity requests waiting; how many may wait
   speech_requests_in_flight                handler calls running (timed-out ones included)
   speech_model_ready                       1 once the handler is loaded
+  speech_device_info{device,dtype}         1 for where the models run, once loaded (a GPU replica
+                                           whose driver torch cannot use shows device="cpu")
   process_*                                the process collector: resident memory, CPU, ...
 """
 from __future__ import annotations
@@ -51,7 +53,12 @@ class Metrics:
               registry=registry).set(queue_capacity)
         Gauge("speech_model_ready", "1 once the handler is loaded.",
               registry=registry).set_function(lambda: float(bool(ready())))
+        self._device = Gauge("speech_device_info", "Where the models run (1 for the device and dtype in use).",
+                             ["device", "dtype"], registry=registry)
         ProcessCollector(registry=registry)  # process_resident_memory_bytes and friends
+
+    def device(self, device: str, dtype: str) -> None:
+        self._device.labels(device=device, dtype=dtype).set(1)
 
     def answered(self, status: int) -> None:
         self.requests.labels(status=str(status)).inc()
