@@ -14,6 +14,9 @@ Contract
                     huggingface_hub clients send JSON that way).
   GET  /metrics     Prometheus text: requests by status, latency histogram, queue, in flight,
                     model readiness, process memory.
+  GET  /demo        a page (HTML + JavaScript, no token needed to load it) that sends a
+                    file or a recording to POST / and shows the turns, a timeline and
+                    SRT/VTT/RTTM/JSON downloads.
 
   200 the handler's JSON; 400 {"error": msg} for every `ClientError` and malformed request;
   401 bad or missing bearer token (when one is configured); 413 body over the limit;
@@ -28,6 +31,7 @@ from every log record and from what the process writes to stdout/stderr.
 Modules, one job each: `settings` (ServerSettings), `redaction` (secrets out of logs),
 `loading` (handler.py like the platform), `parsing` (HTTP body -> handler input),
 `admission` (worker thread, FIFO slot), `metrics` (Prometheus), `inference` (one request
-from admission to answer, shared by every inference route), `app` (routes, middleware).
+from admission to answer, shared by every inference route), `demo` (the page, static/demo.html),
+`app` (routes, middleware).
 Importing this package imports none of them (`loading` needs no web framework).
 """

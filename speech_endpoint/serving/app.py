@@ -4,6 +4,7 @@ Routes (see the package docstring for the answers):
   GET  /, /health   "Ok" once the handler is loaded, else 503
   POST /, /predict  inference with the platform's request and response shapes
   GET  /metrics     Prometheus text (`speech_endpoint.serving.metrics`)
+  GET  /demo        a page to try POST / in a browser (`speech_endpoint.serving.demo`)
 
 Every inference route is a (path, `Protocol`) pair in `INFERENCE_ROUTES`: the same
 `InferenceService` admits, runs and meters them all, and their paths are the ones
@@ -26,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from speech_endpoint.serving.demo import ROUTES as DEMO_ROUTES
 from speech_endpoint.serving.admission import Slot
 from speech_endpoint.serving.inference import REQUEST_ID_SCOPE_KEY, InferenceService, Protocol
 from speech_endpoint.serving.metrics import CONTENT_TYPE, Metrics
@@ -154,6 +156,7 @@ def create_app(handler_factory: Callable[[], Any], settings: ServerSettings | No
         Route("/health", health, methods=["GET"]),
         *(Route(path, inference(protocol), methods=["POST"]) for path, protocol in inference_routes.items()),
         Route("/metrics", metrics_route, methods=["GET"]),
+        *DEMO_ROUTES,
     ]
     middleware = [Middleware(RequestContextMiddleware, metrics=metrics, counted_paths=inference_routes)]
     app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
