@@ -24,6 +24,7 @@ import requests
 from speech_endpoint.compat import PYANNOTE_MAJOR
 from support.audio_factory import speech as speech_samples
 from support.audio_factory import wav_bytes
+from support.tools import require
 from support.server import (  # noqa: F401 - fast_models is a fixture used here
     AUTH,
     FAKE_TOKEN,
@@ -113,9 +114,10 @@ def test_the_page_ships_in_the_container():
 
 
 def require_browser() -> None:
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.exists()]
-    if missing:
-        pytest.skip(f"needs Debian's chromium and chromium-driver: {', '.join(missing)} missing")
+    """Skips without Chromium, its driver or selenium (fails instead under
+    REQUIRE_SYSTEM_TOOLS=1, as in CI)."""
+    for program in (CHROMIUM, CHROMEDRIVER):
+        require(str(program))
     pytest.importorskip("selenium", reason="selenium is not installed (requirements-dev.txt)")
 
 
