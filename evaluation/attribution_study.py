@@ -1,0 +1,158 @@
+"""Attribution rules measured against many conversations: what each costs or gains in
+cpWER - WER under exact turns, turns with every boundary moved by up to +-0.25 s (several
+seeds), and the real diarization pipeline's turns.
+
+Whisper runs once per file through the handler's stages; its words are cached as JSON
+(`--cache`), so rule variants are compared on the same words in seconds. Real-pipeline
+turns are cached the same way.
+
+    ASR_MODEL=.../whisper-base python -m evaluation.attribution_study corpus-seed0/manifest.json \\
+        --cache study-cache --variants all --output study.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from evaluation import oracle_diarization as oracle
+from evaluation import scoring
+from evaluation.evaluate import Item, discover
+from speech_endpoint.schema import Diarization, Turn, Word
+from speech_endpoint.turns import exclusive_turns
+
+JITTER = 0.25
+SEEDS = range(5)
+
+
+def transcribe_cached(items: list[Item], cache: Path, parameters: dict) -> dict[str, list[Word]]:
+    """The handler's words for every item, from the cache when there."""
+    cache.mkdir(parents=True, exist_ok=True)
+    out, harness = {}, None
+    for item in items:
+        path = cache / f"{item.uri}.words.json"
+        if not path.is_file():
+            if harness is None:
+                from evaluation.evaluate import Harness
+
+                harness = Harness(diarization_model=None, asr_model=os.environ.get("ASR_MODEL"))
+            words = harness.prepare(item.audio.read_bytes(), {**parameters, "diarize": False}).transcript.words
+            path.write_text(json.dumps([[w.text, w.start, w.end, w.probability] for w in words]))
+        out[item.uri] = [Word(t, s, e, probability=p) for t, s, e, p in json.loads(path.read_text())]
+    return out
+
+
+def pipeline_turns_cached(items: list[Item], cache: Path, pipeline: str | None) -> dict[str, Diarization]:
+    """The real pipeline's diarization of every item (cached); {} without a pipeline."""
+    if not pipeline:
+        return {}
+    from speech_endpoint.audio import decode
+    from speech_endpoint.diarizer import Diarizer
+
+    out, diarizer = {}, None
+    for item in items:
+        path = cache / f"{item.uri}.pipeline.json"
+        if not path.is_file():
+            diarizer = diarizer or Diarizer(pipeline)
+            d = diarizer(decode(item.audio.read_bytes()))
+            path.write_text(json.dumps({"exclusive": [[t.start, t.end, t.speaker] for t in d.exclusive],
+                                        "full": [[t.start, t.end, t.speaker] for t in d.full]}))
+        data = json.loads(path.read_text())
+        out[item.uri] = Diarization(exclusive=[Turn(*t) for t in data["exclusive"]],
+                                    full=[Turn(*t) for t in data["full"]])
+    return out
+
+
+def oracle_diarization(item: Item, duration: float, jitter: float = 0.0, seed: int = 0) -> Diarization:
+    full = oracle.jitter_turns(item.reference_turns(duration), jitter, seed, duration)
+    return Diarization(exclusive=exclusive_turns(full), full=full)
+
+
+def cp_minus_wer(item: Item, words: list[Word]) -> float:
+    """cpWER - WER of attributed words (speakers' words concatenated in time order)."""
+    stm = item.stm_rows()
+    text = "".join(w.text for w in words)
+    errors, ref_words = scoring.wer_counts(" ".join(r[3] for r in stm), text)
+    hyp = scoring.speaker_texts([(w.speaker, w.text) for w in words if w.speaker is not None])
+    cp = scoring.cpwer_details(scoring.speaker_texts(stm), hyp)
+    return cp["cpwer"] - errors / (ref_words or 1)
+
+
+Variant = Callable[[list[Word], Diarization], list[Word]]
+
+
+def variants() -> dict[str, Variant]:
+    """The rule sets compared: each takes the words and a diarization, returns the words
+    with speakers (the diarizer's own labels)."""
+    from diarization_utils import assign_speakers
+
+    def plain(words, d):
+        return assign_speakers(words, d.exclusive, relabel=False, smooth=False)
+
+    def shipped(words, d):
+        return assign_speakers(words, d.exclusive, relabel=False)
+
+    return {"max-overlap": plain, "shipped": shipped}
+
+
+def study(items: list[Item], words: dict[str, list[Word]], pipeline: dict[str, Diarization],
+          chosen: dict[str, Variant]) -> dict:
+    rows = {}
+    for item in items:
+        duration = max([w.end for w in words[item.uri]] + [t.end for t in item.reference_turns()] + [0.0])
+        conditions = {"exact": oracle_diarization(item, duration)}
+        conditions.update({f"jitter{seed}": oracle_diarization(item, duration, JITTER, seed) for seed in SEEDS})
+        if item.uri in pipeline:
+            conditions["pipeline"] = pipeline[item.uri]
+        for name, variant in chosen.items():
+            scores = {c: cp_minus_wer(item, variant([replace(w) for w in words[item.uri]], d))
+                      for c, d in conditions.items()}
+            jittered = [v for c, v in scores.items() if c.startswith("jitter")]
+            rows.setdefault(name, {})[item.uri] = {
+                "exact": scores["exact"], "jitter_worst": max(jittered), "jitter_mean": statistics.fmean(jittered),
+                "pipeline": scores.get("pipeline")}
+    return rows
+
+
+def table(rows: dict) -> str:
+    lines = ["| variant | exact: worst / mean | jitter +-0.25 s: worst seed / mean | real pipeline: worst / mean |",
+             "|---|---|---|---|"]
+    for name, per_file in rows.items():
+        cells = []
+        for key, pick in (("exact", max), ("jitter_worst", max), ("pipeline", max)):
+            values = [v[key] for v in per_file.values() if v[key] is not None]
+            cells.append(f"{pick(values):.3f} / {statistics.fmean(values):.3f}" if values else "–")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("inputs", nargs="+", help="folders, audio files or manifests (with .stm and .rttm)")
+    parser.add_argument("--cache", type=Path, default=Path("study-cache"))
+    parser.add_argument("--pipeline", default=os.environ.get("DIARIZATION_MODEL"),
+                        help="a real pyannote pipeline folder (default: DIARIZATION_MODEL)")
+    parser.add_argument("--variants", nargs="*", default=["all"])
+    parser.add_argument("--output", type=Path)
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    items = [i for i in discover(args.inputs) if i.stm and i.rttm]
+    all_variants = variants()
+    chosen = all_variants if args.variants == ["all"] else {k: all_variants[k] for k in args.variants}
+    words = transcribe_cached(items, args.cache, {})
+    rows = study(items, words, pipeline_turns_cached(items, args.cache, args.pipeline), chosen)
+    if args.output:
+        args.output.write_text(json.dumps(rows, indent=1))
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
