@@ -37,6 +37,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -159,6 +160,12 @@ def write_outputs(result: dict[str, Any], targets: dict[str, Path]) -> None:
 # ---- the run ------------------------------------------------------------------------------
 
 
+def wait_unless_stopped(stop: threading.Event, seconds: float) -> None:
+    """A retry's wait, cut short when the run stops (interrupted, or refused with 401)."""
+    if stop.wait(seconds):
+        raise EndpointError("not finished: the run stopped while this file waited to be retried")
+
+
 def transcribe_one(item: Item, *, url: str, params: dict[str, Any], out_dir: Path, formats: list[str],
                    transport: str, timeout: float, max_wait: float, stop: threading.Event,
                    log: Callable[[str], None]) -> Outcome:
@@ -170,7 +177,8 @@ def transcribe_one(item: Item, *, url: str, params: dict[str, Any], out_dir: Pat
     try:
         send = audio_sender(item.path, item.path.read_bytes(), url, transport, params, timeout=timeout,
                             retry_timeouts=True)
-        result = json_answer(send_with_retries(send, max_wait, log=lambda m: log(f"{item.path.name}: {m}")))
+        result = json_answer(send_with_retries(send, max_wait, sleep=partial(wait_unless_stopped, stop),
+                                               log=lambda m: log(f"{item.path.name}: {m}")))
         write_outputs(result, targets)
     except EndpointError as exc:
         if exc.status in STOPPING:
@@ -195,17 +203,26 @@ def run(items: list[Item], *, url: str, params: dict[str, Any], out_dir: Path, f
                disable=(not progress) if progress is not None else None)
     job = dict(url=url, params=params, out_dir=out_dir, formats=formats, transport=transport, timeout=timeout,
                max_wait=max_wait, stop=stop, log=lambda message: tqdm.write(message, file=sys.stderr))
+
+    def record(outcome: Outcome) -> None:
+        setattr(summary, outcome.status, getattr(summary, outcome.status) + 1)
+        summary.audio_s += outcome.audio_s
+        if outcome.status == "failed":  # reported once, in the summary
+            summary.failures.append((str(outcome.item.path), outcome.reason))
+        bar.set_postfix(done=summary.done, skipped=summary.skipped, failed=summary.failed, refresh=False)
+        bar.update(1)
+
     try:
         with ThreadPoolExecutor(max_workers=max(1, concurrency), thread_name_prefix="transcribe") as pool:
             futures = [pool.submit(transcribe_one, item, **job) for item in items]
-            for future in as_completed(futures):
-                outcome = future.result()
-                setattr(summary, outcome.status, getattr(summary, outcome.status) + 1)
-                summary.audio_s += outcome.audio_s
-                if outcome.status == "failed":  # reported once, in the summary
-                    summary.failures.append((str(outcome.item.path), outcome.reason))
-                bar.set_postfix(done=summary.done, skipped=summary.skipped, failed=summary.failed, refresh=False)
-                bar.update(1)
+            try:
+                for future in as_completed(futures):
+                    record(future.result())
+            except KeyboardInterrupt:  # send nothing more; the requests in flight finish and are kept
+                stop.set()
+                pool.shutdown(wait=False, cancel_futures=True)
+                tqdm.write("interrupted: waiting for the requests in flight", file=sys.stderr)
+                raise
     finally:
         bar.close()
     summary.wall_s = time.monotonic() - started

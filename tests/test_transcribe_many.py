@@ -125,7 +125,7 @@ def test_folder_run_resume_and_summary(server, folder, tmp_path, capsys):
 class Scripted:
     """An endpoint that answers its requests from a script, one entry per request
     (then "ok"): "503" (scaling up, X-Scale-Up-Timeout), "busy" (503 + Retry-After 1),
-    "429", "slow" (answers after 2 s), "401"."""
+    "loading" (503 + Retry-After 10), "429", "slow" (answers after 2 s), "401"."""
 
     def __init__(self, *script: str):
         self.script = list(script)
@@ -138,8 +138,9 @@ class Scripted:
             self.requests.append(step)
             if step == "503":
                 return PlainTextResponse("scaling up", status_code=503, headers={"X-Scale-Up-Timeout": "600"})
-            if step == "busy":
-                return JSONResponse({"error": "busy"}, status_code=503, headers={"Retry-After": "1"})
+            if step in ("busy", "loading"):
+                wait = "1" if step == "busy" else "10"
+                return JSONResponse({"error": step}, status_code=503, headers={"Retry-After": wait})
             if step == "429":
                 return JSONResponse({"error": "slow down"}, status_code=429, headers={"Retry-After": "1"})
             if step == "401":
@@ -178,13 +179,17 @@ def test_waits_out_scaling_up_busy_429_and_timeouts(tmp_path, capsys):
 
 
 def test_401_stops_the_run(tmp_path):
-    endpoint = Scripted("401")
+    """A 401 stops the run: files not sent yet are not sent, and a file waiting to retry a
+    503 gives up at once instead of waiting out --max-wait."""
+    endpoint = Scripted("loading", "401")
     with running(endpoint.app()) as (url, _):
-        summary = tm.run(tm.collect(clips(tmp_path / "in", 3), []), url=url, params={}, out_dir=tmp_path / "out",
-                         formats=[], concurrency=1, progress=False)
-    assert endpoint.requests == ["401"] and summary.failed == 3
-    assert "HTTP 401" in summary.failures[0][1] and "run stopped" in summary.failures[0][1]
-    assert all(reason.startswith("not sent") for _, reason in summary.failures[1:])
+        started = time.monotonic()
+        summary = tm.run(tm.collect(clips(tmp_path / "in", 4), []), url=url, params={}, out_dir=tmp_path / "out",
+                         formats=[], concurrency=2, max_wait=60, progress=False)
+    assert time.monotonic() - started < 10
+    assert endpoint.requests == ["loading", "401"] and summary.failed == 4
+    reasons = sorted(reason.split(":")[0] for _, reason in summary.failures)
+    assert reasons == ["HTTP 401", "not finished", "not sent", "not sent"], summary.failures
 
 
 def test_timeouts_are_retried_within_max_wait():
