@@ -24,29 +24,30 @@ those (and 429, and refused connections) are retried until --max-wait seconds ha
 from __future__ import annotations
 
 import argparse
-import base64
 import inspect
 import json
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable
 
+# Reply, send_with_retries, EndpointError, ...: shared with scripts/transcribe_many.py
+from scripts.endpoint_http import (  # noqa: F401 - re-exported for callers of this module
+    EndpointError,
+    Reply,
+    audio_sender,
+    auth_headers,
+    content_type_for,
+    json_answer,
+    query_string_parameters,
+    retry_delay,
+    send_with_retries,
+    short,
+)
 from scripts.request_options import add_request_arguments
 from scripts.request_options import parameters_from as request_parameters
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-CONTENT_TYPES = {
-    ".wav": "audio/wav", ".wave": "audio/wav", ".flac": "audio/flac", ".mp3": "audio/mpeg",
-    ".ogg": "audio/ogg", ".oga": "audio/ogg", ".opus": "audio/ogg", ".webm": "audio/webm",
-    ".m4a": "audio/m4a", ".mp4": "audio/m4a", ".aac": "audio/m4a", ".amr": "audio/amr",
-}
-GENERIC_AUDIO = "audio/x-audio"
-
-
-class EndpointError(RuntimeError):
-    """The endpoint answered with an error (message is safe to print)."""
 
 
 # ---- request building -------------------------------------------------------------------
@@ -74,102 +75,7 @@ def parameters_from(args: argparse.Namespace) -> dict[str, Any]:
     return request_parameters(args, [args.format] if args.format in ("srt", "vtt") else [])
 
 
-def query_string_parameters(params: dict[str, Any]) -> dict[str, str]:
-    """Parameters as query-string values: lists comma-joined, booleans lower-case."""
-    out = {}
-    for key, value in params.items():
-        if isinstance(value, bool):
-            out[key] = "true" if value else "false"
-        elif isinstance(value, (list, tuple)):
-            out[key] = ",".join(str(v) for v in value)
-        else:
-            out[key] = str(value)
-    return out
-
-
-def content_type_for(path: Path) -> str:
-    return CONTENT_TYPES.get(path.suffix.lower(), GENERIC_AUDIO)
-
-
-def auth_headers() -> dict[str, str]:
-    token = os.environ.get("HF_TOKEN")
-    return {"Authorization": f"Bearer {token}"} if token else {}
-
-
-# ---- sending, with cold-start retries ---------------------------------------------------
-
-
-class Reply:
-    """Status, headers and body of an HTTP answer, whichever library made the request."""
-
-    def __init__(self, status: int, headers: Any, body: Any):
-        self.status, self.headers, self.body = status, headers, body
-
-    def header(self, name: str) -> str | None:
-        try:
-            return self.headers.get(name)
-        except AttributeError:
-            return None
-
-
-def retry_delay(reply: Reply | None, attempt: int) -> float | None:
-    """Seconds to wait before retrying, or None when this answer is final."""
-    backoff = min(2.0 ** attempt, 15.0)
-    if reply is None:  # connection refused / reset: a server that is (re)starting
-        return backoff
-    if reply.status == 429 or (reply.status == 503 and (
-            reply.header("Retry-After") or reply.header("X-Scale-Up-Timeout"))):
-        try:
-            return min(max(float(reply.header("Retry-After") or backoff), 1.0), 30.0)
-        except ValueError:
-            return backoff
-    return None
-
-
-def send_with_retries(send: Callable[[], Reply], max_wait: float, *,
-                      sleep: Callable[[float], None] = time.sleep,
-                      clock: Callable[[], float] = time.monotonic) -> Reply:
-    """Call `send` until it gives a final answer or `max_wait` seconds have passed.
-    `send` returns a Reply, or raises ConnectionError for a refused/reset connection."""
-    started = clock()
-    attempt = 0
-    while True:
-        try:
-            reply, problem = send(), None
-        except ConnectionError as exc:
-            reply, problem = None, exc
-        delay = retry_delay(reply, attempt)
-        if delay is None:
-            assert reply is not None
-            return reply
-        waited = clock() - started
-        if waited + delay > max_wait:
-            if reply is not None:
-                return reply  # the last 503 is reported as the error
-            raise EndpointError(f"could not connect to the endpoint within {max_wait:g} s: {problem}")
-        what = (f"HTTP {reply.status}" + (" (endpoint scaling up)" if reply.header("X-Scale-Up-Timeout") else "")
-                if reply is not None else "connection failed")
-        print(f"{what}; retrying in {delay:.0f} s (waited {waited:.0f} of {max_wait:g} s)", file=sys.stderr)
-        sleep(delay)
-        attempt += 1
-
-
-def _requests_sender(url: str, *, timeout: float, **kwargs) -> Callable[[], Reply]:
-    import requests
-
-    def send() -> Reply:
-        try:
-            response = requests.post(url, timeout=timeout, **kwargs)
-        except requests.ConnectionError as exc:
-            if _cut_off(exc):
-                raise EndpointError("the endpoint closed the connection while the file was being sent "
-                                    "(is it larger than the endpoint's body limit?)") from None
-            raise ConnectionError(_short(exc)) from None
-        except requests.Timeout:
-            raise EndpointError(f"no answer within --timeout {timeout:g} s") from None
-        return Reply(response.status_code, response.headers, response.content)
-
-    return send
+# ---- sending, with cold-start retries (scripts/endpoint_http.py) ------------------------
 
 
 def _inference_client_sender(url: str, audio: bytes, params: dict[str, Any], *,
@@ -197,7 +103,7 @@ def _inference_client_sender(url: str, audio: bytes, params: dict[str, Any], *,
                 raise EndpointError("huggingface_hub's offline mode (HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE) "
                                     "blocks every InferenceClient request; unset it or use --transport json") from None
             if "Connect" in name or "RemoteProtocol" in name:
-                raise ConnectionError(_short(exc)) from None
+                raise ConnectionError(short(exc)) from None
             if "Timeout" in name:
                 raise EndpointError(f"no answer within --timeout {timeout:g} s") from None
             raise
@@ -216,57 +122,15 @@ def _body_of(response: Any) -> bytes:
             return b""
 
 
-def _cut_off(exc: BaseException) -> bool:
-    """A connection reset or broken mid-request (not worth retrying: typically a server
-    that answered 413 and closed while a large body was still being sent), as opposed to
-    a refused connection (a server that is not listening yet)."""
-    text = repr(exc)
-    return any(marker in text for marker in ("BrokenPipe", "ConnectionReset", "Connection aborted"))
-
-
-def _short(exc: BaseException) -> str:
-    return str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
-
-
 def transcribe(path: Path, url: str, transport: str, params: dict[str, Any], *,
                timeout: float = 600.0, max_wait: float = 600.0) -> dict[str, Any]:
     """Send the file and return the endpoint's JSON answer; raises EndpointError."""
     audio = path.read_bytes()
-    headers = auth_headers()
-    if transport == "json":
-        body = {"inputs": base64.b64encode(audio).decode("ascii"), "parameters": params}
-        send = _requests_sender(url, timeout=timeout, json=body, headers=headers)
-    elif transport == "binary":
-        send = _requests_sender(url, timeout=timeout, data=audio, params=query_string_parameters(params),
-                                headers={**headers, "Content-Type": content_type_for(path)})
-    elif transport == "inference-client":
+    if transport == "inference-client":
         send = _inference_client_sender(url, audio, params, timeout=timeout)
     else:
-        raise ValueError(f"unknown transport {transport!r}")
-    reply = send_with_retries(send, max_wait)
-    if isinstance(reply.body, dict):
-        return reply.body
-    if reply.status != 200:
-        raise EndpointError(f"HTTP {reply.status}: {_error_message(reply)}")
-    try:
-        return json.loads(reply.body)
-    except ValueError:
-        raise EndpointError("the endpoint's answer is not JSON") from None
-
-
-def _error_message(reply: Reply) -> str:
-    text = reply.body.decode("utf-8", "replace") if isinstance(reply.body, bytes) else str(reply.body)
-    try:
-        data = json.loads(text)
-        message = data.get("error") or text
-        if isinstance(data, dict) and data.get("request_id"):
-            message = f"{message} (request id {data['request_id']})"
-    except (ValueError, AttributeError):
-        message = text.strip()
-    request_id = reply.header("X-Request-Id")
-    if request_id and request_id not in message:
-        message = f"{message} [X-Request-Id {request_id}]"
-    return message[:1000] or "(no message)"
+        send = audio_sender(path, audio, url, transport, params, timeout=timeout)
+    return json_answer(send_with_retries(send, max_wait))
 
 
 # ---- output -----------------------------------------------------------------------------

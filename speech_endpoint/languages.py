@@ -19,3 +19,10 @@ def normalize_language(value: str) -> str | None:
     if key in codes:
         return key
     return by_name.get(key)
+
+
+def language_name(code: str) -> str | None:
+    """Whisper's lower-case English name for a code ("en" -> "english"), or None."""
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES
+
+    return LANGUAGES.get(code.strip().lower()) if code else None

@@ -12,6 +12,10 @@ Contract
                     content type. Query-string parameters are used when the body has none.
                     A body without a content type that starts with `{` is read as JSON (older
                     huggingface_hub clients send JSON that way).
+  POST /v1/audio/transcriptions, /v1/audio/translations
+                    OpenAI's audio API: multipart/form-data in, json / text / srt / vtt /
+                    verbose_json out, errors as {"error": {"message", "type", "param",
+                    "code"}} (`openai_api`, `openai_format`).
   GET  /metrics     Prometheus text: requests by status, latency histogram, queue, in flight,
                     model readiness, process memory.
   GET  /demo        a page (HTML + JavaScript, no token needed to load it) that sends a
@@ -31,7 +35,8 @@ from every log record and from what the process writes to stdout/stderr.
 Modules, one job each: `settings` (ServerSettings), `redaction` (secrets out of logs),
 `loading` (handler.py like the platform), `parsing` (HTTP body -> handler input),
 `admission` (worker thread, FIFO slot), `metrics` (Prometheus), `inference` (one request
-from admission to answer, shared by every inference route), `demo` (the page, static/demo.html),
-`app` (routes, middleware).
+from admission to answer, shared by every inference route), `openai_api` and
+`openai_format` (OpenAI's audio routes), `demo` (the page, static/demo.html), `app` (routes,
+middleware).
 Importing this package imports none of them (`loading` needs no web framework).
 """

@@ -3,6 +3,8 @@
 Routes (see the package docstring for the answers):
   GET  /, /health   "Ok" once the handler is loaded, else 503
   POST /, /predict  inference with the platform's request and response shapes
+  POST /v1/audio/transcriptions, /v1/audio/translations   OpenAI's audio API
+                    (`speech_endpoint.serving.openai_api`)
   GET  /metrics     Prometheus text (`speech_endpoint.serving.metrics`)
   GET  /demo        a page to try POST / in a browser (`speech_endpoint.serving.demo`)
 
@@ -31,6 +33,7 @@ from speech_endpoint.serving.demo import ROUTES as DEMO_ROUTES
 from speech_endpoint.serving.admission import Slot
 from speech_endpoint.serving.inference import REQUEST_ID_SCOPE_KEY, InferenceService, Protocol
 from speech_endpoint.serving.metrics import CONTENT_TYPE, Metrics
+from speech_endpoint.serving.openai_api import OPENAI_ROUTES
 from speech_endpoint.serving.parsing import parse_request, query_parameters
 from speech_endpoint.serving.redaction import secret_values
 from speech_endpoint.serving.settings import ServerSettings
@@ -61,7 +64,7 @@ def json_error(status: int, message: str, headers: dict[str, str] | None, extra:
 PLATFORM = Protocol(parse=platform_parse, render=json_render, error=json_error)
 
 # POST path -> how its requests are read and answered. The one list of inference routes.
-INFERENCE_ROUTES: Mapping[str, Protocol] = {"/": PLATFORM, "/predict": PLATFORM}
+INFERENCE_ROUTES: Mapping[str, Protocol] = {"/": PLATFORM, "/predict": PLATFORM, **OPENAI_ROUTES}
 
 
 # ---- request ids, status counts, last-resort 500 ------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import inspect
 import logging
 import time
 from collections.abc import Callable
@@ -36,7 +37,8 @@ REQUEST_ID_SCOPE_KEY = "speech_endpoint.request_id"
 class Protocol:
     """How one route reads its requests and writes its answers.
 
-    parse(request, body) -> the handler's input; raises `RequestError` (400).
+    parse(request, body) -> the handler's input, or a `Parsed` when the answer's form
+        depends on the request; may be a coroutine function; raises `RequestError` (400).
     render(result) -> the 200 response; runs on the worker thread (an exception is a 500).
     error(status, message, headers, extra) -> an error response; `message` is redacted.
     """
@@ -44,6 +46,15 @@ class Protocol:
     parse: Callable[[Request, bytes], Any]
     render: Callable[[Any], Response]
     error: Callable[[int, str, dict[str, str] | None, dict[str, Any]], Response]
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """What `Protocol.parse` returns for a route whose answer depends on the request (an
+    output format, say): the handler's input and the renderer for this request's result."""
+
+    data: Any
+    render: Callable[[Any], Response]
 
 
 def request_id(request: Request) -> str:
@@ -111,12 +122,15 @@ class InferenceService:
         if self.status == "failed":
             return error(503, f"The models failed to load: {self.error}")
         try:
-            data = protocol.parse(request, await read_body(request, settings.max_body_bytes))
+            parsed = protocol.parse(request, await read_body(request, settings.max_body_bytes))
+            if inspect.isawaitable(parsed):
+                parsed = await parsed
         except BodyTooLarge:
             return error(413, f"The request body is larger than the limit of {settings.max_body_bytes} bytes",
                          {"Connection": "close"})
         except RequestError as exc:
             return error(400, str(exc))
+        data, render = (parsed.data, parsed.render) if isinstance(parsed, Parsed) else (parsed, protocol.render)
 
         admitted = time.monotonic()
         deadline = admitted + settings.request_timeout_s
@@ -134,19 +148,19 @@ class InferenceService:
                 self.metrics.drop("client_disconnected")
                 log.info("request %s: client disconnected before its turn; skipped", request_id(request))
                 return Response(status_code=STATUS_CLIENT_CLOSED)
-            job, late = self._submit(request_id(request), data, protocol)
+            job, late = self._submit(request_id(request), data, render)
             handed_over = True  # from here the job's end releases the slot
             return await self._answer(job, late, request_id(request), admitted, error)
         finally:
             if not handed_over:
                 self.slot.release()
 
-    def _submit(self, rid: str, data: Any, protocol: Protocol) -> tuple[asyncio.Future, list[bool]]:
+    def _submit(self, rid: str, data: Any, render: Callable[[Any], Response]) -> tuple[asyncio.Future, list[bool]]:
         """Run the handler and the rendering on the worker thread; the slot is released
         when that ends, even after the request stopped waiting for it (`late[0]`)."""
         handler = self.handler
         assert self.worker is not None
-        job = self.worker.submit(lambda: protocol.render(handler(data)))
+        job = self.worker.submit(lambda: render(handler(data)))
         self.metrics.in_flight.inc()
         late = [False]
 
