@@ -22,12 +22,12 @@ Pure logic: no model I/O, no torch.
 """
 from __future__ import annotations
 
-import math
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
+from speech_endpoint.coverage import Coverage, clean_turns, coverages, max_overlap_speakers
 from speech_endpoint.schema import Attribution, Diarization, Turn, Utterance, Word
 from speech_endpoint.sentences import join_words, monotonic, segments_from_words, sentence_ranges, word_span
 
@@ -43,89 +43,12 @@ __all__ = [
 T = TypeVar("T", Word, Utterance, Turn)
 
 
-# ---- turns as per-speaker coverage ----------------------------------------------------
-
-
-def clean_turns(turns: Iterable[Turn]) -> list[Turn]:
-    """Finite turns, start <= end (a reversed turn becomes its midpoint), sorted by time."""
-    cleaned = []
-    for turn in turns:
-        start, end = float(turn.start), float(turn.end)
-        if not (math.isfinite(start) and math.isfinite(end)):
-            continue
-        if end < start:
-            start = end = (start + end) / 2
-        cleaned.append(Turn(start=start, end=end, speaker=turn.speaker))
-    cleaned.sort(key=lambda t: (t.start, t.end, str(t.speaker)))
-    return cleaned
-
-
-class _Coverage:
-    """One speaker's turns merged into sorted disjoint intervals, so that overlapping or
-    duplicated turns are not counted twice and look-ups are a bisect."""
-
-    def __init__(self, intervals: list[tuple[float, float]]):
-        merged: list[list[float]] = []
-        for start, end in sorted(intervals):
-            if merged and start <= merged[-1][1]:
-                merged[-1][1] = max(merged[-1][1], end)
-            else:
-                merged.append([start, end])
-        self.starts = [s for s, _ in merged]
-        self.ends = [e for _, e in merged]
-
-    def overlap(self, start: float, end: float) -> float:
-        """Seconds of [start, end] this speaker covers."""
-        total = 0.0
-        i = bisect_right(self.starts, end) - 1
-        while i >= 0 and self.ends[i] > start:
-            total += max(0.0, min(end, self.ends[i]) - max(start, self.starts[i]))
-            i -= 1
-        return total
-
-    def distance(self, start: float, end: float) -> float:
-        """Seconds between [start, end] and the nearest interval (0 when they touch)."""
-        i = bisect_right(self.starts, end) - 1  # last interval starting at or before `end`
-        best = math.inf
-        if i >= 0:
-            best = max(0.0, start - self.ends[i])
-        if i + 1 < len(self.starts):
-            best = min(best, self.starts[i + 1] - end)
-        return best
-
-
-def _coverages(turns: list[Turn]) -> dict[str, _Coverage]:
-    by_speaker: dict[str, list[tuple[float, float]]] = {}
-    for turn in turns:  # time order, so dict order is order of first turn
-        by_speaker.setdefault(turn.speaker, []).append((turn.start, turn.end))
-    return {speaker: _Coverage(spans) for speaker, spans in by_speaker.items()}
-
-
-def _raw_speakers(spans: list[tuple[float, float]], cover: dict[str, _Coverage]) -> list[str]:
-    """Each word to the speaker covering most of it; a zero-length word (or one in a
-    gap) to the nearest turn. Ties go to the previous word's speaker (speech continues
-    more often than it switches), then to the speaker who spoke first."""
-    order = {speaker: rank for rank, speaker in enumerate(cover)}
-    labels: list[str] = []
-    for start, end in spans:
-        scores = {
-            speaker: (-c.overlap(start, end), c.distance(start, end)) for speaker, c in cover.items()
-        }
-        best_score = min(scores.values())
-        tied = [s for s, score in scores.items() if score == best_score]
-        if labels and labels[-1] in tied:
-            labels.append(labels[-1])
-        else:
-            labels.append(min(tied, key=order.__getitem__))
-    return labels
-
-
 # ---- smoothing rules -------------------------------------------------------------------
 
 
-def _fill_islands(labels: list[str], sentence: range, max_words: int) -> None:
+def _fill_islands(labels: list[str], sentence: range, max_words: int, firm: list[bool]) -> None:
     """Rule 1: up to `max_words` words between two words of speaker Y in one sentence
-    become Y."""
+    become Y, unless one of them is firm."""
     if max_words <= 0:
         return
     changed = True
@@ -136,7 +59,7 @@ def _fill_islands(labels: list[str], sentence: range, max_words: int) -> None:
             speaker = labels[i]
             j = last_seen.get(speaker)
             # j is Y's previous word, so everything between is someone else
-            if j is not None and 0 < i - j - 1 <= max_words:
+            if j is not None and 0 < i - j - 1 <= max_words and not any(firm[j + 1:i]):
                 for k in range(j + 1, i):
                     labels[k] = speaker
                 changed = True
@@ -148,7 +71,7 @@ def _main_speaker(
     labels: list[str],
     spans: list[tuple[float, float]],
     sentence: range,
-    cover: dict[str, _Coverage],
+    cover: dict[str, Coverage],
 ) -> str | None:
     """The speaker of more than half the sentence's words. On an exact tie (a two-word
     sentence split one-one) the speaker whose turns cover more of the sentence's time
@@ -172,8 +95,9 @@ def _fix_edges(
     labels: list[str],
     spans: list[tuple[float, float]],
     sentence: range,
-    cover: dict[str, _Coverage],
+    cover: dict[str, Coverage],
     tolerance: float,
+    firm: list[bool],
 ) -> None:
     """Rule 2: the leading and trailing runs of words not of the sentence's main speaker
     M go back to M when every word of the run lies within `tolerance` of M's turns. A
@@ -188,7 +112,7 @@ def _fix_edges(
             if labels[i] == main:
                 break
             run.append(i)
-        if run and all(cover[main].distance(*spans[i]) <= tolerance for i in run):
+        if run and all(cover[main].distance(*spans[i]) <= tolerance and not firm[i] for i in run):
             for i in run:
                 labels[i] = main
 
@@ -201,6 +125,7 @@ def _claim_orphans(
     tolerance: float,
     max_words: int,
     min_turn: float,
+    firm: list[bool],
 ) -> None:
     """Rule 3: a turn (at least `min_turn` long) that no word of its speaker touches
     takes the short whole sentence lying within `tolerance` of it that it overlaps
@@ -213,7 +138,7 @@ def _claim_orphans(
     spoken: dict[str, list[tuple[float, float]]] = {}
     for label, span in zip(labels, spans):
         spoken.setdefault(label, []).append(span)
-    said = {speaker: _Coverage(s) for speaker, s in spoken.items()}
+    said = {speaker: Coverage(s) for speaker, s in spoken.items()}
     short = sorted(
         (spans[r.start][0], max(spans[i][1] for i in r), k)
         for k, r in enumerate(sentences)
@@ -231,7 +156,7 @@ def _claim_orphans(
         for first, last, k in short[lo:]:
             if first > turn.end + tolerance:
                 break
-            if k in claimed or last > turn.end + tolerance:
+            if k in claimed or last > turn.end + tolerance or any(firm[i] for i in sentences[k]):
                 continue
             overlap = min(last, turn.end) - max(first, turn.start)  # < 0: a gap
             score = (max(overlap, 0.0), min(overlap, 0.0))  # most overlap, else nearest
@@ -289,6 +214,8 @@ def assign_speakers(
     max_island_words: int = 2,
     sentence_pause: float = 1.0,
     min_turn: float = 0.0,
+    firm_margin: float | None = 0.0,
+    rules: Sequence[str] = ("islands", "edges", "orphans"),
 ) -> list[Word]:
     """Give every word exactly one speaker.
 
@@ -315,15 +242,20 @@ def assign_speakers(
         return [replace(w, speaker=None) for w in words]
     if not words:
         return []
-    cover = _coverages(clean)
+    cover = coverages(clean)
     spans = [word_span(w) for w in words]
-    labels = _raw_speakers(spans, cover)
+    labels = max_overlap_speakers(spans, cover)
     if smooth:
+        firm = [firm_margin is not None and cover[label].overlap(s - firm_margin, e + firm_margin)
+                >= (e - s) + 2 * firm_margin - 1e-9 for label, (s, e) in zip(labels, spans)]
         sentences = sentence_ranges(words, max_pause=sentence_pause)
         for sentence in sentences:
-            _fill_islands(labels, sentence, max_island_words)
-            _fix_edges(labels, spans, sentence, cover, tolerance)
-        _claim_orphans(labels, spans, sentences, clean, tolerance, max_island_words, min_turn)
+            if "islands" in rules:
+                _fill_islands(labels, sentence, max_island_words, firm)
+            if "edges" in rules:
+                _fix_edges(labels, spans, sentence, cover, tolerance, firm)
+        if "orphans" in rules:
+            _claim_orphans(labels, spans, sentences, clean, tolerance, max_island_words, min_turn, firm)
     out = [replace(w, speaker=label) for w, label in zip(words, labels)]
     return relabel_in_order(out) if relabel else out
 

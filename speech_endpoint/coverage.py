@@ -1,0 +1,83 @@
+"""Diarization turns as per-speaker coverage of time, and each word's best speaker by it.
+Pure geometry, no rules: `diarization_utils` builds the attribution on it."""
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from collections.abc import Iterable
+
+from speech_endpoint.schema import Turn
+
+
+def clean_turns(turns: Iterable[Turn]) -> list[Turn]:
+    """Finite turns, start <= end (a reversed turn becomes its midpoint), sorted by time."""
+    cleaned = []
+    for turn in turns:
+        start, end = float(turn.start), float(turn.end)
+        if not (math.isfinite(start) and math.isfinite(end)):
+            continue
+        if end < start:
+            start = end = (start + end) / 2
+        cleaned.append(Turn(start=start, end=end, speaker=turn.speaker))
+    cleaned.sort(key=lambda t: (t.start, t.end, str(t.speaker)))
+    return cleaned
+
+
+class Coverage:
+    """One speaker's turns merged into sorted disjoint intervals, so that overlapping or
+    duplicated turns are not counted twice and look-ups are a bisect."""
+
+    def __init__(self, intervals: list[tuple[float, float]]):
+        merged: list[list[float]] = []
+        for start, end in sorted(intervals):
+            if merged and start <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], end)
+            else:
+                merged.append([start, end])
+        self.starts = [s for s, _ in merged]
+        self.ends = [e for _, e in merged]
+
+    def overlap(self, start: float, end: float) -> float:
+        """Seconds of [start, end] this speaker covers."""
+        total = 0.0
+        i = bisect_right(self.starts, end) - 1
+        while i >= 0 and self.ends[i] > start:
+            total += max(0.0, min(end, self.ends[i]) - max(start, self.starts[i]))
+            i -= 1
+        return total
+
+    def distance(self, start: float, end: float) -> float:
+        """Seconds between [start, end] and the nearest interval (0 when they touch)."""
+        i = bisect_right(self.starts, end) - 1  # last interval starting at or before `end`
+        best = math.inf
+        if i >= 0:
+            best = max(0.0, start - self.ends[i])
+        if i + 1 < len(self.starts):
+            best = min(best, self.starts[i + 1] - end)
+        return best
+
+
+def coverages(turns: list[Turn]) -> dict[str, Coverage]:
+    by_speaker: dict[str, list[tuple[float, float]]] = {}
+    for turn in turns:  # time order, so dict order is order of first turn
+        by_speaker.setdefault(turn.speaker, []).append((turn.start, turn.end))
+    return {speaker: Coverage(spans) for speaker, spans in by_speaker.items()}
+
+
+def max_overlap_speakers(spans: list[tuple[float, float]], cover: dict[str, Coverage]) -> list[str]:
+    """Each word to the speaker covering most of it; a zero-length word (or one in a
+    gap) to the nearest turn. Ties go to the previous word's speaker (speech continues
+    more often than it switches), then to the speaker who spoke first."""
+    order = {speaker: rank for rank, speaker in enumerate(cover)}
+    labels: list[str] = []
+    for start, end in spans:
+        scores = {
+            speaker: (-c.overlap(start, end), c.distance(start, end)) for speaker, c in cover.items()
+        }
+        best_score = min(scores.values())
+        tied = [s for s, score in scores.items() if score == best_score]
+        if labels and labels[-1] in tied:
+            labels.append(labels[-1])
+        else:
+            labels.append(min(tied, key=order.__getitem__))
+    return labels
