@@ -60,10 +60,9 @@ class EndpointHandler:
         started = time.perf_counter()
         if s.cpu_threads:
             torch.set_num_threads(s.cpu_threads)
-        self.placement = device.choose(s.device)
+        self.placement = device.choose(s.device, s.cpu_bf16)
         self.vad = SileroVAD()
-        self.asr = WhisperASR(s.asr_model, placement=self.placement, assistant_id=s.assistant_model, token=s.token,
-                              quantize=s.quantize)
+        self.asr = WhisperASR(s.asr_model, placement=self.placement, assistant_id=s.assistant_model, token=s.token)
         self.diarizer = (
             Diarizer(s.diarization_model, token=s.token, device=self.placement.device)
             if s.diarization_model else None

@@ -22,7 +22,7 @@ import torch
 
 from transformers import LogitsProcessorList
 
-from speech_endpoint import compat
+from speech_endpoint import compat, precision
 from speech_endpoint.alignment import FRAMES_PER_SECOND, CrossAttentionRecorder, recorded_rows, teacher_forced, window_words
 from speech_endpoint.confidence import TokenProbabilities
 from speech_endpoint.device import Placement
@@ -52,15 +52,17 @@ class WhisperASR:
     """Loads Whisper once; `transcribe` turns 16 kHz audio into a `Transcript` with words."""
 
     def __init__(self, model_id: str, *, placement: Placement, assistant_id: str | None = None,
-                 token: str | None = None, quantize: str = "none"):
+                 token: str | None = None):
         from transformers import AutoModelForSpeechSeq2Seq
 
+        self.placement = placement
         self.device, self.dtype = placement.device, placement.dtype
         common = {"token": token, "low_cpu_mem_usage": True, **compat.dtype_kwargs(self.dtype)}
         self.model = AutoModelForSpeechSeq2Seq.from_pretrained(model_id, attn_implementation="sdpa", **common)
         self.model.to(self.device).eval()
-        if quantize == "int8" and self.device == "cpu":
-            self.model = _int8(self.model)
+        if placement.cpu_bf16:
+            precision.encoder_in_bf16(self.model)
+            precision.output_layer_in_bf16(self.model)
         self.processor = compat.load_processor(model_id, token)
         self.tokenizer = self.processor.tokenizer
         self.assistant = self._load_assistant(assistant_id, common) if assistant_id else None
@@ -79,8 +81,10 @@ class WhisperASR:
         config = AutoConfig.from_pretrained(assistant_id, token=common["token"])
         decoder_only = any("CausalLM" in arch for arch in (config.architectures or []))
         loader = AutoModelForCausalLM if decoder_only else AutoModelForSpeechSeq2Seq
-        assistant = loader.from_pretrained(assistant_id, attn_implementation="sdpa", **common)
-        return assistant.to(self.device).eval()
+        assistant = loader.from_pretrained(assistant_id, attn_implementation="sdpa", **common).to(self.device).eval()
+        if self.placement.cpu_bf16:
+            precision.output_layer_in_bf16(assistant)
+        return assistant
 
     # ---- public ---------------------------------------------------------------------
 
@@ -237,11 +241,3 @@ class WhisperASR:
 
 def _sequences(out) -> torch.Tensor:
     return out if torch.is_tensor(out) else out.sequences
-
-
-def _int8(model: torch.nn.Module) -> torch.nn.Module:
-    """Dynamic int8 quantisation of every Linear layer (CPU only): faster on CPU, at a
-    measured cost in accuracy (see README), so it is an opt-in setting."""
-    from torch.ao.quantization import quantize_dynamic
-
-    return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)

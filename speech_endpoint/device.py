@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from speech_endpoint.precision import native_bf16
+
 log = logging.getLogger(__name__)
 
 
@@ -24,10 +26,12 @@ class DeviceError(RuntimeError):
 class Placement:
     device: str  # "cuda:0" or "cpu"
     dtype: torch.dtype  # float16 on a GPU; float32 on CPU (float16 matmuls are slow or missing there)
+    cpu_bf16: bool = False  # CPU: encoder and output layer in bfloat16 (speech_endpoint.precision)
 
     @property
     def dtype_name(self) -> str:
-        return str(self.dtype).removeprefix("torch.")
+        name = str(self.dtype).removeprefix("torch.")
+        return f"{name} (bfloat16 encoder and output layer)" if self.cpu_bf16 else name
 
 
 def cuda_problem() -> str | None:
@@ -48,14 +52,14 @@ def cuda_problem() -> str | None:
             "(see the Dockerfile's TORCH_INDEX_URL) or update the driver")
 
 
-def choose(setting: str = "auto") -> Placement:
-    """`setting` is DEVICE: auto (a GPU when usable), cuda (a GPU or a start-up error), cpu."""
-    if setting == "cpu":
-        return Placement("cpu", torch.float32)
-    problem = cuda_problem()
-    if problem is None:
-        return Placement("cuda:0", torch.float16)
-    if setting == "cuda":
-        raise DeviceError(f"DEVICE=cuda, but {problem}; or set DEVICE=cpu to run on the CPU")
-    log.warning("no usable GPU, running on the CPU: %s", problem)
-    return Placement("cpu", torch.float32)
+def choose(setting: str = "auto", cpu_bf16: bool | str = "auto") -> Placement:
+    """`setting` is DEVICE: auto (a GPU when usable), cuda (a GPU or a start-up error), cpu.
+    `cpu_bf16` is CPU_BF16: on the CPU, bfloat16 where it counts (auto: where native)."""
+    if setting != "cpu":
+        problem = cuda_problem()
+        if problem is None:
+            return Placement("cuda:0", torch.float16)
+        if setting == "cuda":
+            raise DeviceError(f"DEVICE=cuda, but {problem}; or set DEVICE=cpu to run on the CPU")
+        log.warning("no usable GPU, running on the CPU: %s", problem)
+    return Placement("cpu", torch.float32, cpu_bf16=native_bf16() if cpu_bf16 == "auto" else bool(cpu_bf16))

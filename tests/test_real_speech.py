@@ -26,6 +26,7 @@ def handler(real_whisper_dir):
         for name in MODEL_ENV:
             mp.delenv(name, raising=False)
         mp.setenv("ASR_MODEL", str(real_whisper_dir))
+        mp.setenv("CPU_BF16", "false")  # the float32 reference
         return EndpointHandler(str(REPO))
 
 
@@ -78,3 +79,20 @@ def test_pyannote_sample_wer_default_mode(handler, pyannote_sample):
     wer = scoring.wer(reference, out["text"])
     assert wer <= 0.25, out["text"]
     _check_contract(out)
+
+
+def test_bfloat16_on_the_cpu_keeps_the_words(real_whisper_dir, dialogue_dir, dialogue_raw):
+    """CPU_BF16 (encoder and output layer in bfloat16): WER within half a point of float32."""
+    from handler import EndpointHandler
+
+    if not __import__("speech_endpoint.precision", fromlist=["native_bf16"]).native_bf16():
+        pytest.skip("this CPU has no native bfloat16")
+    with pytest.MonkeyPatch.context() as mp:
+        for name in MODEL_ENV:
+            mp.delenv(name, raising=False)
+        mp.setenv("ASR_MODEL", str(real_whisper_dir))
+        mp.setenv("CPU_BF16", "true")
+        fast = EndpointHandler(str(REPO))({"inputs": (dialogue_dir / "dialogue.wav").read_bytes()})
+    reference = (dialogue_dir / "dialogue.txt").read_text()
+    assert "bfloat16" in fast["metadata"]["dtype"]
+    assert scoring.wer(reference, fast["text"]) <= scoring.wer(reference, dialogue_raw["text"]) + 0.005

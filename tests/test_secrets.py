@@ -103,7 +103,7 @@ for data in bad:
 
 # start-up failures, logged with their tracebacks as the platform's toolkit does
 from config import ModelSettings
-for name, value in (("MAX_BATCH_SIZE", "zero"), ("QUANTIZE", "int4")):
+for name, value in (("MAX_BATCH_SIZE", "zero"), ("CPU_BF16", "sometimes")):
     os.environ[name] = value
     try:
         ModelSettings.from_env()
@@ -157,7 +157,7 @@ def test_the_handler_run_covered_what_it_should(handler_output):
     good = json.loads(next(line for line in out.splitlines() if line.startswith("GOOD: "))[6:])
     assert good["text"].strip() and good["speakers"]
     assert out.count("CLIENT ERROR:") == 8
-    assert out.count("SETTINGS ERROR:") == 2 and "MAX_BATCH_SIZE" in out and "QUANTIZE" in out
+    assert out.count("SETTINGS ERROR:") == 2 and "MAX_BATCH_SIZE" in out and "CPU_BF16" in out
     assert out.count("LOAD ERROR:") == 4 and "Traceback" in out
     assert "SecretStr('**********')" in out and '"hf_token":"**********"' in out
 
