@@ -103,7 +103,7 @@ class WhisperASR:
         options = DecodeOptions(language="en" if self.multilingual else None, batch_size=1)
         with torch.inference_mode():
             features = self._features([np.zeros(SAMPLE_RATE, np.float32)])
-            kwargs = {**self._generate_kwargs(options, options.language), "max_new_tokens": 2}
+            kwargs = {**self.generate_kwargs(options, options.language), "max_new_tokens": 2}
             self.model.generate(encoder_outputs=self.model.get_encoder()(features), return_timestamps=False, **kwargs)
 
     # ---- windows strategy ---------------------------------------------------------------
@@ -150,7 +150,7 @@ class WhisperASR:
                   options: DecodeOptions) -> tuple[list[list[int]], list[torch.Tensor] | None, list | None]:
         """Text tokens per window, and their alignment-head attention and probabilities
         when they could be recorded during generation (None: compute them afterwards)."""
-        kwargs = {"return_timestamps": False, **self._generate_kwargs(options, language)}
+        kwargs = {"return_timestamps": False, **self.generate_kwargs(options, language)}
         if options.use_assistant:
             if self.assistant.config.is_encoder_decoder:
                 kwargs["input_features"] = features  # a full assistant runs its own encoder
@@ -170,7 +170,7 @@ class WhisperASR:
             return token_lists, None, None
         return token_lists, recorder.logits(encoded.last_hidden_state, rows), probs
 
-    def _generate_kwargs(self, options: DecodeOptions, language: str | None) -> dict[str, Any]:
+    def generate_kwargs(self, options: DecodeOptions, language: str | None) -> dict[str, Any]:
         """What both strategies pass to `generate`: greedy, task and language (multilingual
         models), the spelling prompt, and the assistant."""
         # At most half the decoder's context per window, as OpenAI's decoding: a window that
@@ -235,7 +235,7 @@ class WhisperASR:
             self._pipe = pipeline("automatic-speech-recognition", model=self.model,
                                   tokenizer=self.tokenizer, feature_extractor=self.processor.feature_extractor,
                                   device=self.device)
-        return transcribe_sequential(self._pipe, audio, self._generate_kwargs(options, options.language),
+        return transcribe_sequential(self._pipe, audio, self.generate_kwargs(options, options.language),
                                      self.tokenizer, self.eot, options.language)
 
 
