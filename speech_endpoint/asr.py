@@ -22,7 +22,7 @@ import torch
 
 from transformers import LogitsProcessorList
 
-from speech_endpoint import compat, precision
+from speech_endpoint import compat, guards, precision
 from speech_endpoint.alignment import FRAMES_PER_SECOND, CrossAttentionRecorder, recorded_rows, teacher_forced, window_words
 from speech_endpoint.confidence import TokenProbabilities
 from speech_endpoint.device import Placement
@@ -125,7 +125,12 @@ class WhisperASR:
             if language is None and self.multilingual:
                 language = self._detect_language(encoded)
             token_lists, attention, probabilities = self._generate(features, encoded, language, options)
-            words.extend(self._align(encoded, group, token_lists, attention, probabilities, language, options))
+            if attention is None and any(token_lists):
+                prefix = self._prompt_ids(options.prompt) + self._prefix(language, options.task)
+                attention, probabilities = teacher_forced(self.model, prefix, token_lists, encoded.last_hidden_state,
+                                                          self.eot)
+            token_lists = self._guard(encoded, token_lists, probabilities, options)
+            words.extend(self._align(group, token_lists, attention, probabilities, language))
             texts.extend(self.tokenizer.decode(t).strip() for t in token_lists)
             if progress:
                 progress(group[-1][1] / audio.sample_rate, audio.duration)
@@ -211,16 +216,18 @@ class WhisperASR:
         prefix.append(tok.convert_tokens_to_ids("<|notimestamps|>"))
         return prefix
 
-    def _align(self, encoded, spans, token_lists, attention, probabilities, language, options) -> list[Word]:
+    def _guard(self, encoded, token_lists: list[list[int]], probabilities, options: DecodeOptions) -> list[list[int]]:
+        """Each window's tokens, or none where OpenAI's guards say no speech or a loop."""
+        doubtful = [i for i, probs in enumerate(probabilities or []) if guards.doubtful(probs)]
+        no_speech = dict(zip(doubtful, guards.no_speech_probabilities(
+            self.model, encoded.last_hidden_state[doubtful], self._prompt_ids(options.prompt)))) if doubtful else {}
+        return [tokens if not tokens or guards.keep(self.tokenizer.decode(tokens), probs, no_speech.get(i)) else []
+                for i, (tokens, probs) in enumerate(zip(token_lists, probabilities or [[]] * len(token_lists)))]
+
+    def _align(self, spans, token_lists, attention, probabilities, language) -> list[Word]:
         """Words of each window, timed from cross-attention + DTW and offset to the audio."""
-        if not any(token_lists):
-            return []
-        if attention is None:
-            prefix = self._prompt_ids(options.prompt) + self._prefix(language, options.task)
-            attention, probabilities = teacher_forced(self.model, prefix, token_lists, encoded.last_hidden_state,
-                                                      self.eot)
         words: list[Word] = []
-        for (start, end), tokens, qk, probs in zip(spans, token_lists, attention, probabilities):
+        for (start, end), tokens, qk, probs in zip(spans, token_lists, attention or [], probabilities or []):
             if tokens:
                 words.extend(window_words(self.tokenizer, tokens, qk, probs, start / SAMPLE_RATE,
                                           (end - start) // SAMPLES_PER_FRAME, language))

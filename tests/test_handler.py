@@ -192,4 +192,4 @@ def test_device_setting(make_handler, tiny_models):
         make_handler(ASR_MODEL=tiny_models.whisper, DEVICE="cuda", WARMUP="false")
     handler = make_handler(ASR_MODEL=tiny_models.whisper, DEVICE="auto", WARMUP="false")
     meta = handler({"inputs": SPEECHY, "parameters": {}})["metadata"]
-    assert (meta["device"], meta["dtype"]) == ("cpu", "float32")
+    assert meta["device"] == "cpu" and meta["dtype"].startswith("float32")

@@ -176,3 +176,15 @@ def test_degraded_speech_keeps_its_words(real_handler, dialogue_cases, name):
 
     row = run_case(real_handler, dialogue_cases[name])
     assert row["wer"] <= ENERGY_GATE_WER[name], row
+
+
+def test_openai_guards_drop_a_loop_or_a_doubtful_no_speech_window():
+    from speech_endpoint import guards
+
+    speech = "Good morning everyone, thanks for joining the weekly planning meeting."
+    assert guards.compression_ratio(speech) < 1.5
+    assert not guards.keep("1.5-2.5-" + "2.5-" * 60, [0.9] * 120, None)  # a loop
+    assert guards.keep(speech, [0.2] * 12, None)  # unsure, but nothing says no speech
+    assert not guards.keep(speech, [0.2] * 12, 0.9)  # unsure and the model says no speech
+    assert guards.keep(speech, [0.9] * 12, 0.9)  # confident text survives a high no-speech probability
+    assert guards.doubtful([0.2] * 5) and not guards.doubtful([0.9] * 5) and not guards.doubtful([])
