@@ -10,6 +10,13 @@ Short audio is the first `--short-s` seconds of `--audio`, long audio is its fir
 `--long-s` seconds. Every row reports min / median / p90 / p95 / max over `--runs` timed
 runs after `--warmup` untimed ones, the real-time factor (median / audio seconds) and the
 peak RSS of this process. Results go to OUTPUT.md and OUTPUT.json.
+
+`--peers` prints the peer table instead (evaluation/peers.py): this handler's variants,
+faster-whisper float32/int8, sequential and batched (when installed: requirements-peers.txt)
+and the original transformers pipeline on the long clip, with the issue's ratios:
+
+    ASR_MODEL=path/to/whisper-base python -m evaluation.benchmark --peers --audio dialogue.wav \
+        --reference-text dialogue.txt --threads 1 --runs 3 --ct2-cache ~/.cache/speech-endpoint/ct2
 """
 from __future__ import annotations
 
@@ -40,6 +47,11 @@ def parse_args(argv=None):
     p.add_argument("--server", action="store_true", help="also time the local server over HTTP")
     p.add_argument("--params", default="{}", help="extra JSON parameters for every handler request")
     p.add_argument("--output", default="benchmark", help="output path prefix (.md and .json)")
+    p.add_argument("--peers", action="store_true",
+                   help="the peer table on the long clip instead: handler variants, faster-whisper, pipeline")
+    p.add_argument("--language", default="en", help="--peers: language given to every system; auto: detected by each")
+    p.add_argument("--ct2-cache", default=None,
+                   help="--peers: folder for the CTranslate2 copy of ASR_MODEL (default ~/.cache/speech-endpoint/ct2)")
     return p.parse_args(argv)
 
 
@@ -70,8 +82,10 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def reference_pipeline(model_id: str, token: str | None):
-    """The plain transformers pipeline with the reference settings (the seed article's)."""
+def reference_pipeline(model_id: str, token: str | None, *, return_timestamps: bool | str = True,
+                       language: str | None = None):
+    """The plain transformers pipeline with the reference settings (the seed article's);
+    `return_timestamps="word"` for word timings, `language` given instead of detected."""
     from transformers import AutoModelForSpeechSeq2Seq, pipeline
 
     from speech_endpoint import compat
@@ -86,8 +100,10 @@ def reference_pipeline(model_id: str, token: str | None):
                     feature_extractor=processor.feature_extractor, device=device)
 
     def run(samples):
+        generate_kwargs = {"task": "transcribe", **compat.greedy_generate_kwargs(),
+                           **({"language": language} if language else {})}
         out = pipe({"raw": samples, "sampling_rate": 16000}, chunk_length_s=30, batch_size=24,
-                   return_timestamps=True, generate_kwargs={"task": "transcribe", **compat.greedy_generate_kwargs()})
+                   return_timestamps=return_timestamps, generate_kwargs=generate_kwargs)
         return out["text"]
 
     return run
@@ -95,6 +111,10 @@ def reference_pipeline(model_id: str, token: str | None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.peers:
+        from evaluation import peers
+
+        return peers.main(args)
     import numpy as np
     import torch
 

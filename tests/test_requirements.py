@@ -7,6 +7,8 @@
 * requirements-platform.txt a stand-in for that container (CI's second venv).
 * requirements-current.txt  the current stack, exact pins (local set-up, custom container).
 * requirements-dev.txt      test and evaluation tools, installable on both stacks.
+* requirements-peers.txt    optional: faster-whisper for the peer benchmark, on top of the
+                            current stack without changing its pins.
 
 The static checks run everywhere, offline. The dry run needs the package index and runs
 only inside a venv whose torch/torchaudio/transformers/huggingface_hub are the container's;
@@ -37,6 +39,7 @@ PLATFORM_ADDS = REPO / "requirements.txt"
 PLATFORM_BASE = REPO / "requirements-platform.txt"
 CURRENT = REPO / "requirements-current.txt"
 DEV = REPO / "requirements-dev.txt"
+PEERS = REPO / "requirements-peers.txt"
 
 # What the container brings and requirements.txt must leave exactly as it is.
 PROTECTED = ("torch", "torchaudio", "torchvision", "transformers", "huggingface-hub", "accelerate", "tokenizers")
@@ -105,7 +108,7 @@ def changed_protected(would_install: list[tuple[str, str]]) -> list[str]:
 
 
 def test_every_file_parses():
-    for path in (PLATFORM_ADDS, PLATFORM_BASE, CURRENT, DEV):
+    for path in (PLATFORM_ADDS, PLATFORM_BASE, CURRENT, DEV, PEERS):
         assert read_pins(path), f"{path.name} lists nothing"
 
 
@@ -149,6 +152,16 @@ def test_dev_tools_fit_both_stacks():
         pins = read_pins(other)
         clash = {n: (dev[n], pins[n]) for n in set(dev) & set(pins) if dev[n] != pins[n]}
         assert not clash, f"requirements-dev.txt and {other.name} disagree: {clash}"
+
+
+def test_peers_add_to_the_current_stack_only():
+    """requirements-peers.txt names only what requirements-current.txt lacks, pinned exactly
+    (pip's dry run on the current stack installed these four and changed nothing)."""
+    peers, current = read_pins(PEERS), read_pins(CURRENT)
+    assert not set(peers) & set(current), f"already pinned by requirements-current.txt: {set(peers) & set(current)}"
+    assert not set(peers) & {*PROTECTED, "numpy"}
+    assert all(exact(spec) for spec in peers.values()), peers
+    assert {"faster-whisper", "ctranslate2"} <= set(peers)
 
 
 def test_librosa_stays_out():
