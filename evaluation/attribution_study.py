@@ -86,18 +86,35 @@ def cp_minus_wer(item: Item, words: list[Word]) -> float:
 Variant = Callable[[list[Word], Diarization], list[Word]]
 
 
+def nearest_chunk_end(words: list[Word], d: Diarization) -> list[Word]:
+    """The old reference attribution: whole sentence chunks to the speaker whose turn ends
+    nearest; each word takes its chunk's speaker (None: the old code dropped the chunk)."""
+    from evaluation.baseline import nearest_chunk_end_speakers
+    from speech_endpoint.sentences import segments_from_words
+
+    utterances = nearest_chunk_end_speakers(segments_from_words(words), d.full)
+    return [replace(w, speaker=next((u.speaker for u in utterances
+                                     if u.start - 1e-6 <= (w.start + w.end) / 2 <= u.end + 1e-6), None))
+            for w in words]
+
+
 def variants() -> dict[str, Variant]:
-    """The rule sets compared: each takes the words and a diarization, returns the words
-    with speakers (the diarizer's own labels)."""
+    """The rule sets compared (diarization_utils' docstring numbers the rules): each takes
+    the words and a diarization, returns the words with speakers (the diarizer's labels)."""
     from diarization_utils import assign_speakers
 
-    def plain(words, d):
-        return assign_speakers(words, d.exclusive, relabel=False, smooth=False)
+    def variant(full: bool = True, **options) -> Variant:
+        return lambda words, d: assign_speakers(words, d.exclusive, full_turns=d.full if full else None,
+                                                relabel=False, **options)
 
-    def shipped(words, d):
-        return assign_speakers(words, d.exclusive, relabel=False)
-
-    return {"max-overlap": plain, "shipped": shipped}
+    return {
+        "nearest chunk end (old reference)": nearest_chunk_end,
+        "max overlap, exclusive turns": variant(full=False, smooth=False),
+        "rule 0: max overlap, full turns": variant(smooth=False),
+        "rules 0 + 1 (edges)": variant(rules=("edges",)),
+        "rules 0 + 2 (claims)": variant(rules=("claims",)),
+        "rules 0 + 1 + 2 (the endpoint's)": variant(),
+    }
 
 
 def study(items: list[Item], words: dict[str, list[Word]], pipeline: dict[str, Diarization],

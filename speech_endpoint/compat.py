@@ -83,6 +83,15 @@ def run_diarization(pipeline: Any, samples: Any, sample_rate: int, embeddings: b
                     if i < len(centroids)}
 
 
+def set_segmentation_step(pipeline: Any, ratio: float) -> None:
+    """The step of the pipeline's sliding segmentation window, as a share of the window
+    (pyannote's default is 0.1); the Inference object was built with the old one."""
+    inference = getattr(pipeline, "_segmentation", None)
+    if inference is not None and hasattr(inference, "step"):
+        inference.step = ratio * inference.duration
+        pipeline.segmentation_step = ratio
+
+
 def embedding_model(pipeline: Any) -> Any | None:
     """The speaker-embedding model a pyannote SpeakerDiarization pipeline clusters with
     (`model(waveforms (batch, 1, samples)) -> (batch, dimension)`), or None."""

@@ -28,7 +28,7 @@ class TokenProbabilities(LogitsProcessor):
     def __init__(self, eot: int):
         self.eot = eot
         self.runs: list[dict[int, tuple[np.ndarray, np.ndarray]]] = []  # position -> (tokens, probs) per row
-        self._scored: dict[int, torch.Tensor] = {}
+        self._scored: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}  # position -> (scores, their logsumexp)
         self._start = None  # input length at the first step of the current run
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
@@ -38,19 +38,21 @@ class TokenProbabilities(LogitsProcessor):
             self._scored.clear()
             self._start = length
         previous = self._scored.get(length - 1)
-        if previous is not None and previous.shape[0] == input_ids.shape[0]:
+        if previous is not None and previous[0].shape[0] == input_ids.shape[0]:
             self._resolve(length - 1, input_ids[:, length - 1], previous)
-        self._scored[length] = torch.log_softmax(scores[:, : self.eot].float(), dim=-1)
+        # the scores themselves are kept (this processor runs last: nothing changes them)
+        self._scored[length] = (scores, torch.logsumexp(scores[:, : self.eot].float(), dim=-1))
         for old in [k for k in self._scored if k < length - KEEP_STEPS]:
             del self._scored[old]
         return scores
 
-    def _resolve(self, position: int, tokens: torch.Tensor, logprobs: torch.Tensor) -> None:
-        tokens = tokens.to(logprobs.device)
+    def _resolve(self, position: int, tokens: torch.Tensor, scored: tuple[torch.Tensor, torch.Tensor]) -> None:
+        scores, lse = scored
+        tokens = tokens.to(scores.device)
         text = tokens < self.eot
         probs = torch.zeros(len(tokens))
         if text.any():
-            probs[text.cpu()] = logprobs[text, tokens[text]].exp().cpu()
+            probs[text.cpu()] = (scores[text, tokens[text]].float() - lse[text]).exp().cpu()
         self.runs[-1][position] = (tokens.cpu().numpy(), probs.numpy())
 
     def segments(self, row: int, run: int = -1) -> list[list[tuple[int, float]]]:
@@ -76,8 +78,8 @@ class TokenProbabilities(LogitsProcessor):
         if [t for t, _ in got] == list(tokens):
             return [p for _, p in got]
         if tokens and [t for t, _ in got] == list(tokens[:-1]) and self._scored:
-            last = self._scored[max(self._scored)]  # stopped at the length limit: never read back
-            return [p for _, p in got] + [float(last[row, tokens[-1]].exp())]
+            scores, lse = self._scored[max(self._scored)]  # stopped at the length limit: never read back
+            return [p for _, p in got] + [float((scores[row, tokens[-1]].float() - lse[row]).exp())]
         return None
 
 

@@ -46,6 +46,11 @@ class Coverage:
             i -= 1
         return total
 
+    def interval_at(self, t: float) -> tuple[float, float] | None:
+        """The merged interval holding time `t`, if any."""
+        i = bisect_right(self.starts, t) - 1
+        return (self.starts[i], self.ends[i]) if i >= 0 and self.ends[i] >= t else None
+
     def distance(self, start: float, end: float) -> float:
         """Seconds between [start, end] and the nearest interval (0 when they touch)."""
         i = bisect_right(self.starts, end) - 1  # last interval starting at or before `end`
@@ -64,20 +69,43 @@ def coverages(turns: list[Turn]) -> dict[str, Coverage]:
     return {speaker: Coverage(spans) for speaker, spans in by_speaker.items()}
 
 
-def max_overlap_speakers(spans: list[tuple[float, float]], cover: dict[str, Coverage]) -> list[str]:
+def max_overlap_speakers(spans: list[tuple[float, float]], cover: dict[str, Coverage],
+                         full: dict[str, Coverage] | None = None) -> list[str]:
     """Each word to the speaker covering most of it; a zero-length word (or one in a
-    gap) to the nearest turn. Ties go to the previous word's speaker (speech continues
-    more often than it switches), then to the speaker who spoke first."""
+    gap) to the nearest turn. With `full` (the diarization with its overlaps) coverage is
+    measured there, and among speakers covering a word equally, one whose turn contains
+    the others' (a back-channel or interjection inside it) keeps the word: Whisper
+    transcribes the main speech, not the "mhm" on top of it. Remaining ties go to the
+    exclusive coverage `cover` (a hand-over split in its middle), then to the previous
+    word's speaker (speech continues more often than it switches), then to the speaker
+    who spoke first."""
     order = {speaker: rank for rank, speaker in enumerate(cover)}
     labels: list[str] = []
     for start, end in spans:
-        scores = {
-            speaker: (-c.overlap(start, end), c.distance(start, end)) for speaker, c in cover.items()
-        }
+        main = full or cover
+        scores = {speaker: (-c.overlap(start, end), c.distance(start, end)) for speaker, c in main.items()}
         best_score = min(scores.values())
         tied = [s for s, score in scores.items() if score == best_score]
+        if len(tied) > 1 and full:
+            tied = _containers(tied, full, (start + end) / 2) or tied
+        if len(tied) > 1 and full:
+            exclusive = {s: (-cover[s].overlap(start, end), cover[s].distance(start, end)) if s in cover
+                         else (0.0, math.inf) for s in tied}
+            tied = [s for s in tied if exclusive[s] == min(exclusive.values())]
         if labels and labels[-1] in tied:
             labels.append(labels[-1])
         else:
-            labels.append(min(tied, key=order.__getitem__))
+            labels.append(min(tied, key=lambda s: order.get(s, len(order))))
     return labels
+
+
+def _containers(speakers: list[str], full: dict[str, Coverage], t: float) -> list[str]:
+    """The speaker whose turn at `t` contains every other's turn there (and is longer), as
+    a one-item list; [] when there is no such speaker."""
+    intervals = {s: full[s].interval_at(t) for s in speakers}
+    if any(i is None for i in intervals.values()):
+        return []
+    for s, (a, b) in intervals.items():
+        if all(a <= x and y <= b and (b - a) > (y - x) for o, (x, y) in intervals.items() if o != s):
+            return [s]
+    return []

@@ -29,7 +29,8 @@ def _gated_message(model_id: str, token_set: bool) -> str:
 
 
 class Diarizer:
-    def __init__(self, model_id: str, *, token: str | None = None, device: str = "cpu"):
+    def __init__(self, model_id: str, *, token: str | None = None, device: str = "cpu",
+                 segmentation_step: float | None = None):
         from pyannote.audio import Pipeline
 
         source = compat.pipeline_source(model_id)
@@ -46,6 +47,8 @@ class Diarizer:
                 raise DiarizationLoadError(f"Could not load the diarization pipeline from '{model_id}'")
             raise DiarizationLoadError(_gated_message(model_id, token is not None))
         self.pipeline = pipeline.to(torch.device(device))
+        if segmentation_step is not None:
+            compat.set_segmentation_step(self.pipeline, segmentation_step)
 
     def __call__(self, audio: Audio, *, num_speakers: int | None = None, min_speakers: int | None = None,
                  max_speakers: int | None = None, embeddings: bool = False) -> Diarization:
