@@ -53,6 +53,9 @@ class ModelSettings(BaseSettings):
     # measured); "auto" where the CPU computes bfloat16 natively (AVX512-BF16, AMX, Arm BF16).
     cpu_bf16: bool | Literal["auto"] = "auto"
 
+    # Step of pyannote's sliding 10 s segmentation window, as a share of it (pyannote: 0.1).
+    # 0.2 halves the diarization's CPU time at +0.6 DER points on the corpus (README).
+    diarization_step: float | None = Field(None, gt=0, le=1)
     # Known speakers: a reference names a diarized speaker when their cosine similarity
     # reaches this (measured on the real pipeline: see README, "Known speakers").
     known_speaker_threshold: float = Field(0.5, ge=-1.0, le=1.0)

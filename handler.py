@@ -64,7 +64,8 @@ class EndpointHandler:
         self.vad = SileroVAD()
         self.asr = WhisperASR(s.asr_model, placement=self.placement, assistant_id=s.assistant_model, token=s.token)
         self.diarizer = (
-            Diarizer(s.diarization_model, token=s.token, device=self.placement.device)
+            Diarizer(s.diarization_model, token=s.token, device=self.placement.device,
+                     segmentation_step=s.diarization_step)
             if s.diarization_model else None
         )
         if s.warmup:  # the first request must not pay for lazy initialisation

@@ -113,6 +113,7 @@ def variants() -> dict[str, Variant]:
         "rule 0: max overlap, full turns": variant(smooth=False),
         "rules 0 + 1 (edges)": variant(rules=("edges",)),
         "rules 0 + 2 (claims)": variant(rules=("claims",)),
+        "rules 0 + 1 + 2, no boundary margin": variant(margin=0.0),
         "rules 0 + 1 + 2 (the endpoint's)": variant(),
     }
 
