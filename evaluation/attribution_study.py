@@ -30,12 +30,19 @@ JITTER = 0.25
 SEEDS = range(5)
 
 
+def _digest(item: Item) -> str:
+    """The audio's fingerprint: a regenerated file is never matched to stale results."""
+    import hashlib
+
+    return hashlib.sha1(item.audio.read_bytes()).hexdigest()[:12]
+
+
 def transcribe_cached(items: list[Item], cache: Path, parameters: dict) -> dict[str, list[Word]]:
     """The handler's words for every item, from the cache when there."""
     cache.mkdir(parents=True, exist_ok=True)
     out, harness = {}, None
     for item in items:
-        path = cache / f"{item.uri}.words.json"
+        path = cache / f"{item.uri}-{_digest(item)}.words.json"
         if not path.is_file():
             if harness is None:
                 from evaluation.evaluate import Harness
@@ -56,7 +63,7 @@ def pipeline_turns_cached(items: list[Item], cache: Path, pipeline: str | None) 
 
     out, diarizer = {}, None
     for item in items:
-        path = cache / f"{item.uri}.pipeline.json"
+        path = cache / f"{item.uri}-{_digest(item)}.pipeline.json"
         if not path.is_file():
             diarizer = diarizer or Diarizer(pipeline)
             d = diarizer(decode(item.audio.read_bytes()))
