@@ -125,6 +125,35 @@ def variants() -> dict[str, Variant]:
     }
 
 
+def per_conversation(items: list[Item], words: dict[str, list[Word]], pipeline: dict[str, Diarization],
+                     variant: Variant) -> str:
+    """Per conversation, for one variant: WER, cpWER - WER and tcpWER (collar 5 s) with
+    exact turns and the real pipeline's, and the pipeline's DER / JER (collar 0)."""
+    from evaluation.tcpwer import tcpwer
+
+    lines = ["| conversation | WER | exact: cpWER - WER / tcpWER | real pipeline: DER / JER | real pipeline: "
+             "cpWER - WER / tcpWER |", "|---|---|---|---|---|"]
+    for item in items:
+        ws, stm = words[item.uri], item.stm_rows()
+        duration = max([w.end for w in ws] + [t.end for t in item.reference_turns()] + [0.0])
+        wer = scoring.wer(" ".join(r[3] for r in stm), "".join(w.text for w in ws))
+
+        def scores(d: Diarization) -> str:
+            out = variant([replace(w) for w in ws], d)
+            timed = [{"word": w.text, "start": w.start, "end": w.end, "speaker": w.speaker} for w in out]
+            return f"{cp_minus_wer(item, out):.3f} / {tcpwer(stm, timed)['tcpwer']:.1%}"
+
+        cells = [f"{wer:.1%}", scores(oracle_diarization(item, duration)), "–", "–"]
+        if item.uri in pipeline:
+            ref = [(t.start, t.end, t.speaker) for t in item.reference_turns(duration)]
+            hyp = [(t.start, t.end, t.speaker) for t in pipeline[item.uri].full]
+            der = scoring.diarization_scores(ref, hyp, duration=duration)
+            cells[2] = f"{der['der']:.1%} / {der['jer']:.1%}"
+            cells[3] = scores(pipeline[item.uri])
+        lines.append(f"| {item.uri} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def study(items: list[Item], words: dict[str, list[Word]], pipeline: dict[str, Diarization],
           chosen: dict[str, Variant]) -> dict:
     rows = {}
@@ -164,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="a real pyannote pipeline folder (default: DIARIZATION_MODEL)")
     parser.add_argument("--variants", nargs="*", default=["all"])
     parser.add_argument("--output", type=Path)
+    parser.add_argument("--per-conversation", metavar="VARIANT", help="also a table per conversation for VARIANT")
     args = parser.parse_args(argv)
     import torch
 
@@ -172,10 +202,14 @@ def main(argv: list[str] | None = None) -> int:
     all_variants = variants()
     chosen = all_variants if args.variants == ["all"] else {k: all_variants[k] for k in args.variants}
     words = transcribe_cached(items, args.cache, {})
-    rows = study(items, words, pipeline_turns_cached(items, args.cache, args.pipeline), chosen)
+    pipeline = pipeline_turns_cached(items, args.cache, args.pipeline)
+    rows = study(items, words, pipeline, chosen)
     if args.output:
         args.output.write_text(json.dumps(rows, indent=1))
     print(table(rows))
+    if args.per_conversation:
+        print()
+        print(per_conversation(items, words, pipeline, all_variants[args.per_conversation]))
     return 0
 
 
