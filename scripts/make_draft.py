@@ -107,8 +107,11 @@ def load_teacher(source: str, device: str):
 
     from speech_endpoint.compat import dtype_kwargs
 
+    from transformers import AutoConfig
+
+    saved = _saved_dtype(AutoConfig.from_pretrained(source))  # before loading in float32 overwrites it
     teacher = WhisperForConditionalGeneration.from_pretrained(source, **dtype_kwargs(torch.float32))
-    return teacher.to(device).eval(), _saved_dtype(teacher.config)
+    return teacher.to(device).eval(), saved
 
 
 def _saved_dtype(config):

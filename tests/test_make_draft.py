@@ -98,3 +98,21 @@ def test_untrained_cut_keeps_the_teachers_layers(tiny_models, tmp_path):
     assert all(torch.equal(mine[k], theirs[k]) for k in mine)
     assert cut.generation_config.assistant_confidence_threshold == 0.2
     assert (tmp_path / "cut" / "tokenizer_config.json").exists()
+
+
+def test_training_speech_is_seeded_and_not_from_the_dev_dialogue():
+    import shutil
+
+    import numpy as np
+
+    from scripts import make_training_speech as gen
+
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed")
+    a, text_a = gen.clip(np.random.default_rng([0, 7]))
+    b, text_b = gen.clip(np.random.default_rng([0, 7]))
+    assert text_a == text_b and np.array_equal(a, b)
+    assert 1.0 < len(a) / 16000 <= 29.5 and np.abs(a).max() <= 1.0
+    dialogue_words = {"budget", "agenda", "hiring", "furniture", "desks", "chairs"}
+    banks = " ".join(" ".join(bank) for bank in (gen.NAMES, gen.PEOPLE, gen.THINGS, gen.PLACES, gen.TEMPLATES))
+    assert not dialogue_words & set(banks.lower().split())
