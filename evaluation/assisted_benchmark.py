@@ -20,7 +20,7 @@ diarization, language en) on each clip, plain at the request's batch size (24) a
 batch 1, and assisted for every draft with `--e2e-setting`; wall and CPU time, medians.
 Every assisted output is checked against plain greedy output (tokens, and handler text).
 
-Settings: `default` is whatever the draft's generation_config says (transformers 5:
+A draft given as `name=path@int8` gets dynamic int8 Linear layers (CPU). Settings: `default` is whatever the draft's generation_config says (transformers 5:
 20 tokens, constant, adaptive confidence threshold starting at 0.4); otherwise
 comma-separated `n=` (num_assistant_tokens), `thr=` (assistant_confidence_threshold; 0
 turns the early stop and its adaptation off), `schedule=` (constant, heuristic,
@@ -99,7 +99,10 @@ def main(argv=None) -> int:
     p.add_argument("--draft", action="append", default=[], help="name=path (repeatable)")
     p.add_argument("--clip", action="append", default=[], help="name=path[:seconds,seconds,...] (repeatable)")
     p.add_argument("--setting", action="append", default=[], help="assistant setting for part 1 (repeatable)")
+    p.add_argument("--variant", action="append", default=[],
+                   help="DRAFT:SETTING for part 1 instead of every draft x --setting (repeatable)")
     p.add_argument("--e2e-setting", default="default", help="assistant setting for part 2")
+    p.add_argument("--e2e-drafts", default=None, help="comma-separated drafts for part 2 (default: all)")
     p.add_argument("--e2e-clips", default=None, help="comma-separated clip labels for part 2 (default: all)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--e2e-repeats", type=int, default=2)
@@ -116,11 +119,11 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     for name in ("ASR_MODEL", "ASSISTANT_MODEL", "DIARIZATION_MODEL"):
         os.environ.pop(name, None)
-    first_draft = args.draft[0].split("=", 1)[1]
+    first_draft = args.draft[0].split("=", 1)[1].partition("@")[0]
     os.environ.update(ASR_MODEL=args.model, ASSISTANT_MODEL=first_draft, WARMUP="1", CPU_THREADS=str(args.threads))
     from handler import EndpointHandler
     from speech_endpoint import audio as audio_io
-    from speech_endpoint.asr import ASSISTANT_SETTINGS
+    from speech_endpoint.asr import ASSISTANT_SETTINGS, _int8
     from speech_endpoint.compat import dtype_kwargs
 
     handler = EndpointHandler(".")
@@ -128,7 +131,10 @@ def main(argv=None) -> int:
     drafts = {}
     for spec in args.draft:
         name, path = spec.split("=", 1)
+        path, _, quantize = path.partition("@")
         drafts[name] = asr._load_assistant(path, {"token": None, "low_cpu_mem_usage": True, **dtype_kwargs(asr.dtype)})
+        if quantize == "int8":  # dynamic int8 Linear layers, as QUANTIZE=int8 does for the main model
+            drafts[name] = _int8(drafts[name])
     bases = {name: {k: getattr(d.generation_config, k, None) for k in ASSISTANT_SETTINGS} for name, d in drafts.items()}
     results: dict = {"model": args.model, "drafts": dict(s.split("=", 1) for s in args.draft), "threads": args.threads,
                      "generate": {}, "e2e": {}, "equal": True}
@@ -161,7 +167,8 @@ def part_generate(args, handler, asr, drafts, bases, clips) -> dict:
     from speech_endpoint.schema import Audio
     from speech_endpoint.windows import speech_windows
 
-    variants = [("plain", None, None)] + [(f"{d}:{s}", d, s) for d in drafts for s in (args.setting or ["default"])]
+    pairs = [v.split(":", 1) for v in args.variant] or [(d, s) for d in drafts for s in (args.setting or ["default"])]
+    variants = [("plain", None, None)] + [(f"{d}:{s}", d, s) for d, s in pairs]
     out = {}
     for label, samples in clips:
         spans = speech_windows(handler.speech(Audio(samples)), len(samples), 16000, 30.0)
@@ -207,7 +214,8 @@ def part_e2e(args, handler, asr, drafts, bases, clips) -> dict:
 
     wanted = set(args.e2e_clips.split(",")) if args.e2e_clips else None
     variants = [("plain b24", None, {"assisted": False}), ("plain b1", None, {"assisted": False, "batch_size": 1})]
-    variants += [(f"{d}:{args.e2e_setting}", d, {"assisted": True}) for d in drafts]
+    chosen = args.e2e_drafts.split(",") if args.e2e_drafts else list(drafts)
+    variants += [(f"{d}:{args.e2e_setting}", d, {"assisted": True}) for d in chosen]
     out = {}
     for label, samples in clips:
         if wanted and label not in wanted:
