@@ -1,12 +1,11 @@
-"""Cut a decoder-only assistant out of a Whisper checkpoint, for benchmarking speculative
-decoding where no distil-whisper model can be downloaded.
+"""Cut an untrained decoder-only assistant out of a Whisper checkpoint: the first `--layers`
+decoder layers, embeddings and output layer, as a `WhisperForCausalLM` with the tokenizer.
 
-    python scripts/make_cut_assistant.py /path/to/whisper-base OUT_DIR --layers 2
+    python -m scripts.make_cut_assistant /path/to/whisper-base OUT_DIR --layers 2
 
-The result is a `WhisperForCausalLM` (the form distil-whisper ships) holding the first
-`--layers` decoder layers of the checkpoint, its embeddings and output layer, plus the
-tokenizer. It is not trained as a draft model, so it accepts far fewer drafts than a real
-distil-whisper would: timings with it are a lower bound for what assistance gains.
+Kept as a shortcut for `python -m scripts.make_draft TEACHER - OUT_DIR --steps 0 --init
+first`, which does the cutting (scripts/make_draft.py also trains drafts: an untrained cut
+accepts next to no drafted tokens, so timings with it are a lower bound).
 """
 from __future__ import annotations
 
@@ -14,32 +13,12 @@ import argparse
 import sys
 from pathlib import Path
 
+from scripts.make_draft import cut_draft, load_teacher, save_draft
 
 
 def cut_assistant(source: str, out_dir: Path, layers: int = 2) -> Path:
-    import torch
-    from transformers import WhisperForCausalLM, WhisperForConditionalGeneration
-
-    from speech_endpoint.compat import dtype_kwargs, load_processor
-
-    full = WhisperForConditionalGeneration.from_pretrained(source, **dtype_kwargs(torch.float32))
-    config = full.config.to_dict()
-    config.update(decoder_layers=layers, architectures=["WhisperForCausalLM"])
-    config.pop("_name_or_path", None)
-    assistant = WhisperForCausalLM(type(full.config).from_dict(config))
-    decoder = full.model.decoder
-    target = assistant.model.decoder
-    target.embed_tokens.load_state_dict(decoder.embed_tokens.state_dict())
-    target.embed_positions.load_state_dict(decoder.embed_positions.state_dict())
-    target.layer_norm.load_state_dict(decoder.layer_norm.state_dict())
-    for i in range(layers):
-        target.layers[i].load_state_dict(decoder.layers[i].state_dict())
-    assistant.proj_out.load_state_dict(full.proj_out.state_dict())
-    assistant.generation_config = full.generation_config
-    out_dir = Path(out_dir)
-    assistant.save_pretrained(out_dir)
-    load_processor(source).save_pretrained(out_dir)
-    return out_dir
+    teacher, dtype = load_teacher(source, "cpu")
+    return save_draft(cut_draft(teacher, layers, init="first"), source, out_dir, dtype)
 
 
 def main(argv=None) -> int:

@@ -34,6 +34,8 @@ from speech_endpoint.windows import speech_windows
 log = logging.getLogger(__name__)
 SAMPLES_PER_FRAME = SAMPLE_RATE // FRAMES_PER_SECOND  # audio samples per encoder frame (20 ms)
 MIN_WINDOW_S = 1.0
+# speculative decoding's settings, read from the assistant's generation_config.json
+ASSISTANT_SETTINGS = ("num_assistant_tokens", "num_assistant_tokens_schedule", "assistant_confidence_threshold")
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,9 @@ class WhisperASR:
         decoder_only = any("CausalLM" in arch for arch in (config.architectures or []))
         loader = AutoModelForCausalLM if decoder_only else AutoModelForSpeechSeq2Seq
         assistant = loader.from_pretrained(assistant_id, attn_implementation="sdpa", **common).to(self.device).eval()
+        # generate() adapts these during a call and (transformers 4.x) writes them back to
+        # the assistant's generation config: each request starts from the checkpoint's own.
+        self.assistant_settings = {k: getattr(assistant.generation_config, k, None) for k in ASSISTANT_SETTINGS}
         if self.placement.cpu_bf16:
             precision.output_layer_in_bf16(assistant)
         return assistant
@@ -157,6 +162,8 @@ class WhisperASR:
         when they could be recorded during generation (None: compute them afterwards)."""
         kwargs = {"return_timestamps": False, **self.generate_kwargs(options, language)}
         if options.use_assistant:
+            for key, value in self.assistant_settings.items():
+                setattr(self.assistant.generation_config, key, value)
             if self.assistant.config.is_encoder_decoder:
                 kwargs["input_features"] = features  # a full assistant runs its own encoder
             out = self.model.generate(encoder_outputs=encoded, **kwargs)
