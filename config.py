@@ -38,9 +38,9 @@ class ModelSettings(BaseSettings):
 
     # What `assisted` means when a request does not say: false, true or "auto".
     default_assisted: bool | Literal["auto"] = False
-    # "auto" uses the assistant for audio up to this long (one Whisper window, batch 1 anyway);
-    # longer audio gains more from batched chunks (seed measurements: 2.4x faster at 8 s,
-    # 1.2x slower at 60 s on an A10G with large-v3 + distil-large-v3).
+    # "auto" uses the assistant on a GPU for audio up to this long (seed measurements: 2.4x
+    # faster at 8 s, 1.2x slower at 60 s on an A10G with large-v3 + distil-large-v3), never
+    # on a CPU (measured here: a trained draft is slower at every length).
     auto_assist_max_s: float = Field(30.0, ge=0)
 
     # auto: a GPU when torch can use one, else the CPU (the log and metadata say which);

@@ -137,13 +137,14 @@ class EndpointHandler:
         return activity_from_probabilities(self.vad.probabilities(audio.samples), self.vad.frame_s, audio.duration)
 
     def decode_options(self, request: Request, duration: float) -> DecodeOptions:
-        """How to decode `duration` seconds: "auto" takes the assistant where it wins
-        (audio up to AUTO_ASSIST_MAX_S is one window, decoded at batch 1 anyway) and
-        batched windows for longer audio."""
+        """How to decode `duration` seconds: "auto" takes the assistant where it wins: on a
+        GPU, for audio up to AUTO_ASSIST_MAX_S (one window, decoded at batch 1 anyway), and
+        never on a CPU, where a trained 2-layer draft was slower at every length (README)."""
         has_assistant = self.asr.assistant is not None
         use_assistant = has_assistant and (
             request.assisted is True
-            or (request.assisted == "auto" and duration <= self.settings.auto_assist_max_s))
+            or (request.assisted == "auto" and self.placement.device != "cpu"
+                and duration <= self.settings.auto_assist_max_s))
         config = request.config
         return DecodeOptions(task=config.task, language=config.language, chunk_length_s=config.chunk_length_s,
                              batch_size=1 if use_assistant else request.batch_size,
