@@ -3,7 +3,7 @@ and the exact oracle diarization, kept in tests/golden/ per transformers major v
 (the two stacks decode a few words differently). tests/test_golden.py compares against
 them; regenerate them only when a change of behaviour is intended, and say so:
 
-    WHISPER_MODEL_DIR=... DIALOGUE_DIR=... python -m tests.support.golden
+    WHISPER_MODEL_DIR=... DIALOGUE_DIR=... PYTHONPATH=tests python -m support.golden
 """
 from __future__ import annotations
 

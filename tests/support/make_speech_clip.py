@@ -3,7 +3,7 @@ tests send where the speech detector must find speech; and tests/data/stranger.f
 voice unlike the dev dialogue's two (a known-speaker reference that must match nobody).
 Committed, so the tests need no espeak-ng; rerun only to change them:
 
-    python -m tests.support.make_speech_clip
+    PYTHONPATH=tests python -m support.make_speech_clip
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Build tiny checkpoints for offline tests (no model hub needed), in about a second.
 
-    python -m tests.support.tiny_models OUT_DIR
+    PYTHONPATH=tests python -m support.tiny_models OUT_DIR
 
 writes four folders under OUT_DIR and prints their paths:
 
