@@ -96,3 +96,26 @@ def test_bfloat16_on_the_cpu_keeps_the_words(real_whisper_dir, dialogue_dir, dia
     reference = (dialogue_dir / "dialogue.txt").read_text()
     assert "bfloat16" in fast["metadata"]["dtype"]
     assert scoring.wer(reference, fast["text"]) <= scoring.wer(reference, dialogue_raw["text"]) + 0.005
+
+
+def test_word_confidence_falls_when_the_audio_is_corrupted(handler, dialogue_dir, dialogue_raw):
+    """Every word has a probability in [0, 1]; under heavy noise (pink, 0 dB SNR) the mean
+    over the words falls."""
+    import io
+
+    import soundfile as sf
+
+    from evaluation.noise import with_pink_noise
+    from speech_endpoint.audio import decode
+
+    samples = decode((dialogue_dir / "dialogue.wav").read_bytes()).samples
+    buffer = io.BytesIO()
+    sf.write(buffer, with_pink_noise(samples, 0.0), 16000, format="WAV", subtype="FLOAT")
+    noisy = handler({"inputs": buffer.getvalue()})
+
+    def mean(out):
+        probabilities = [w["probability"] for w in out["words"]]
+        assert all(0.0 <= p <= 1.0 for p in probabilities)
+        return sum(probabilities) / len(probabilities)
+
+    assert mean(noisy) < mean(dialogue_raw) - 0.05, (mean(noisy), mean(dialogue_raw))
