@@ -207,12 +207,17 @@ def main(argv=None) -> int:
                          "diarization": settings.diarization_model},
               "load_s": round(load_s, 2), "rows": rows, "wer_long": quality}
     _ratios(report)
-    out = Path(args.output)
+    save_report(report, args.output, markdown(report))
+    return 0
+
+
+def save_report(report: dict, output: str, text: str) -> None:
+    """OUTPUT.json (the numbers) and OUTPUT.md (the table, also printed)."""
+    out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(report, indent=2))
-    out.with_suffix(".md").write_text(markdown(report))
-    print(markdown(report))
-    return 0
+    out.with_suffix(".md").write_text(text)
+    print(text)
 
 
 def _ratios(report: dict) -> None:

@@ -315,9 +315,7 @@ def main(args) -> int:
               "model": settings.asr_model, "audio_s": len(samples) / 16000,
               "language": language or "detected by each system", "runs": args.runs, "warmup": args.warmup,
               "rows": summary, "ratios": ratios(summary)}
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(report, indent=2))
-    out.with_suffix(".md").write_text(markdown(report))
-    print(markdown(report))
+    from evaluation.benchmark import save_report
+
+    save_report(report, args.output, markdown(report))
     return 0

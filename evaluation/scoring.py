@@ -76,26 +76,34 @@ def wer_counts(reference: str, hypothesis: str) -> tuple[int, int]:
     return _errors(ref, hyp), len(ref)
 
 
-def cpwer_details(reference: dict[str, str], hypothesis: dict[str, str]) -> dict:
-    """cpWER with its parts: {"cpwer", "errors", "ref_words", "mapping"} where `mapping`
-    sends each reference speaker to its hypothesis speaker under the best one-to-one
-    assignment (None: matched to nothing)."""
+def permutation_errors(reference: dict[str, list], hypothesis: dict[str, list], errors) -> dict:
+    """The best one-to-one assignment of hypothesis speakers to reference speakers, each
+    pair scored by `errors(ref_items, hyp_items)` (speakers left over are compared with
+    nothing): {"rate", "errors", "ref_words", "mapping"} (mapping: None = matched to nothing).
+    The errors add up per pair, so the Hungarian assignment is exact."""
     import numpy as np
     from scipy.optimize import linear_sum_assignment
 
     ref_names, hyp_names = list(reference), list(hypothesis)
-    refs = [normalize(v).split() for v in reference.values()]
-    hyps = [normalize(v).split() for v in hypothesis.values()]
-    size = max(len(refs), len(hyps), 1)
-    refs += [[]] * (size - len(refs))
-    hyps += [[]] * (size - len(hyps))
-    cost = np.array([[_errors(r, h) for h in hyps] for r in refs])
+    size = max(len(ref_names), len(hyp_names), 1)
+    refs = list(reference.values()) + [[]] * (size - len(ref_names))
+    hyps = list(hypothesis.values()) + [[]] * (size - len(hyp_names))
+    cost = np.array([[errors(r, h) for h in hyps] for r in refs])
     rows, cols = linear_sum_assignment(cost)
-    errors = int(cost[rows, cols].sum())
+    total = int(cost[rows, cols].sum())
     ref_words = sum(len(r) for r in refs)
     mapping = {ref_names[r]: (hyp_names[c] if c < len(hyp_names) else None)
                for r, c in zip(rows, cols) if r < len(ref_names)}
-    return {"cpwer": errors / (ref_words or 1), "errors": errors, "ref_words": ref_words, "mapping": mapping}
+    return {"rate": total / (ref_words or 1), "errors": total, "ref_words": ref_words, "mapping": mapping}
+
+
+def cpwer_details(reference: dict[str, str], hypothesis: dict[str, str]) -> dict:
+    """cpWER with its parts: {"cpwer", "errors", "ref_words", "mapping"} where `mapping`
+    sends each reference speaker to its hypothesis speaker under the best one-to-one
+    assignment (None: matched to nothing)."""
+    result = permutation_errors({k: normalize(v).split() for k, v in reference.items()},
+                                {k: normalize(v).split() for k, v in hypothesis.items()}, _errors)
+    return {"cpwer": result.pop("rate"), **result}
 
 
 def reference_speaker_at(rows, start: float, end: float) -> str | None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evaluation.scoring import normalize
+from evaluation.scoring import normalize, permutation_errors
 
 COLLAR_S = 5.0
 
@@ -82,17 +82,6 @@ def constrained_errors(ref: Sequence[TimedWord], hyp: Sequence[TimedWord], colla
 def tcpwer(reference_rows: Iterable[Sequence], hypothesis: Iterable[dict], collar: float = COLLAR_S) -> dict:
     """{"tcpwer", "errors", "ref_words", "mapping"} of the response words against the
     reference rows (`read_stm`)."""
-    from scipy.optimize import linear_sum_assignment
-
-    refs, hyps = reference_words(reference_rows), hypothesis_words(hypothesis)
-    ref_names, hyp_names = list(refs), list(hyps)
-    size = max(len(ref_names), len(hyp_names), 1)
-    ref_lists = [refs[k] for k in ref_names] + [[]] * (size - len(ref_names))
-    hyp_lists = [hyps[k] for k in hyp_names] + [[]] * (size - len(hyp_names))
-    matrix = np.array([[constrained_errors(r, h, collar) for h in hyp_lists] for r in ref_lists])
-    rows, cols = linear_sum_assignment(matrix)
-    errors = int(matrix[rows, cols].sum())
-    ref_words = sum(len(r) for r in ref_lists)
-    mapping = {ref_names[r]: (hyp_names[c] if c < len(hyp_names) else None)
-               for r, c in zip(rows, cols) if r < len(ref_names)}
-    return {"tcpwer": errors / (ref_words or 1), "errors": errors, "ref_words": ref_words, "mapping": mapping}
+    result = permutation_errors(reference_words(reference_rows), hypothesis_words(hypothesis),
+                                lambda ref, hyp: constrained_errors(ref, hyp, collar))
+    return {"tcpwer": result.pop("rate"), **result}

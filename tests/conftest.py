@@ -4,6 +4,7 @@ handlers built the way the platform builds them (repo folder on sys.path, then
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch  # noqa: E402
 
+from support.server import fast_models  # noqa: E402,F401 - a fixture for the server tests
+
 torch.set_num_threads(1)  # 2 shared cores: more threads stall under contention
 
 MODEL_ENV = ("ASR_MODEL", "ASSISTANT_MODEL", "DIARIZATION_MODEL", "HF_TOKEN")
@@ -27,6 +30,24 @@ def tiny_models(tmp_path_factory):
     from support.tiny_models import build_tiny_models
 
     return build_tiny_models(tmp_path_factory.mktemp("tiny-models"))
+
+
+@contextmanager
+def handler_with(**env):
+    """`EndpointHandler(REPO)` built with these settings in the environment (the other model
+    settings unset; a None value unsets), for module-scoped fixtures; the environment is
+    restored afterwards."""
+    with pytest.MonkeyPatch.context() as mp:
+        for name in MODEL_ENV:
+            mp.delenv(name, raising=False)
+        for name, value in env.items():
+            if value is None:
+                mp.delenv(name, raising=False)
+            else:
+                mp.setenv(name, str(value))
+        from handler import EndpointHandler
+
+        yield EndpointHandler(str(REPO))
 
 
 @pytest.fixture

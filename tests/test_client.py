@@ -15,11 +15,10 @@ import srt
 import webvtt
 
 from scripts import client as cl
-from support.server import (  # noqa: F401 - fast_models is a fixture used here
+from support.server import (
     FAKE_TOKEN,
     REPO,
     clean_env,
-    fast_models,
     speech_wav,
     start_model_server,
 )

@@ -25,12 +25,11 @@ from speech_endpoint.compat import PYANNOTE_MAJOR
 from support.audio_factory import speech as speech_samples
 from support.audio_factory import wav_bytes
 from support.tools import require
-from support.server import (  # noqa: F401 - fast_models is a fixture used here
+from support.server import (
     AUTH,
     FAKE_TOKEN,
     REPO,
     ControlledHandler,
-    fast_models,
     make_app,
     start_model_server,
 )

@@ -11,16 +11,11 @@ from speech_endpoint.errors import ClientError
 
 @pytest.fixture(scope="module")
 def handler(tiny_models):
-    from conftest import MODEL_ENV, REPO
-    from handler import EndpointHandler
+    from conftest import handler_with
 
-    with pytest.MonkeyPatch.context() as env:  # module-scoped, so no `monkeypatch` fixture
-        for name in MODEL_ENV:
-            env.delenv(name, raising=False)
-        env.setenv("ASR_MODEL", str(tiny_models.whisper))
-        env.setenv("ASSISTANT_MODEL", str(tiny_models.assistant))
-        env.setenv("DIARIZATION_MODEL", str(tiny_models.diarization))
-        yield EndpointHandler(str(REPO))
+    with handler_with(ASR_MODEL=tiny_models.whisper, ASSISTANT_MODEL=tiny_models.assistant,
+                      DIARIZATION_MODEL=tiny_models.diarization) as built:
+        yield built
 
 
 SPEECHY = wav_bytes(speech(4.0), 16000)

@@ -35,9 +35,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from support.audio_factory import encode, speech, video_only_bytes, wav_bytes
 from speech_endpoint.errors import ClientError
-from support.server import (  # noqa: F401 - fast_models is a fixture used here
+from support.server import (
     AUTH,
-    fast_models,
     metrics,
     post,
     raw_http,
@@ -45,7 +44,6 @@ from support.server import (  # noqa: F401 - fast_models is a fixture used here
 )
 
 REPO = Path(__file__).resolve().parent.parent
-MODEL_ENV = ("ASR_MODEL", "ASSISTANT_MODEL", "DIARIZATION_MODEL", "HF_TOKEN")
 
 # Limits for both the handler and the server under test (MAX_* settings).
 MAX_PAYLOAD = 24_000_000  # bytes: a 10-minute 16 kHz 16-bit WAV (19.2 MB) fits
@@ -334,17 +332,11 @@ def test_the_table_is_big_enough():
 @pytest.fixture(scope="module")
 def handler(tiny_models):
     """One handler for the whole module, with assistant, diarization and small limits."""
-    with pytest.MonkeyPatch.context() as mp:
-        for name in MODEL_ENV:
-            mp.delenv(name, raising=False)
-        mp.setenv("ASR_MODEL", str(tiny_models.whisper))
-        mp.setenv("ASSISTANT_MODEL", str(tiny_models.assistant))
-        mp.setenv("DIARIZATION_MODEL", str(tiny_models.diarization))
-        for name, value in LIMIT_ENV.items():
-            mp.setenv(name, value)
-        from handler import EndpointHandler
+    from conftest import handler_with
 
-        yield EndpointHandler(str(REPO))
+    with handler_with(ASR_MODEL=tiny_models.whisper, ASSISTANT_MODEL=tiny_models.assistant,
+                      DIARIZATION_MODEL=tiny_models.diarization, **LIMIT_ENV) as built:
+        yield built
 
 
 @pytest.fixture(scope="module")

@@ -21,16 +21,11 @@ def b64(samples: np.ndarray) -> str:
 
 @pytest.fixture(scope="module")
 def handler(tiny_models):
-    from conftest import MODEL_ENV, REPO
-    from handler import EndpointHandler
+    from conftest import handler_with
 
-    with pytest.MonkeyPatch.context() as env:
-        for name in MODEL_ENV:
-            env.delenv(name, raising=False)
-        env.setenv("ASR_MODEL", str(tiny_models.whisper))
-        env.setenv("DIARIZATION_MODEL", str(tiny_models.diarization))
-        env.setenv("MAX_KNOWN_SPEAKERS", "3")
-        yield EndpointHandler(str(REPO))
+    with handler_with(ASR_MODEL=tiny_models.whisper, DIARIZATION_MODEL=tiny_models.diarization,
+                      MAX_KNOWN_SPEAKERS=3) as built:
+        yield built
 
 
 AUDIO = wav_bytes(speech(8.0), RATE)

@@ -29,11 +29,10 @@ from openai.types.audio import TranscriptionVerbose, TranslationVerbose
 
 from speech_endpoint.languages import language_name
 from speech_endpoint.serving import openai_format
-from support.server import (  # noqa: F401 - fast_models is a fixture used here
+from support.server import (
     AUTH,
     FAKE_TOKEN,
     REPO,
-    fast_models,
     make_app,
     metrics,
     post,

@@ -12,22 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from conftest import handler_with
 from evaluation import scoring
 
-REPO = Path(__file__).resolve().parent.parent
-MODEL_ENV = ("ASR_MODEL", "ASSISTANT_MODEL", "DIARIZATION_MODEL", "HF_TOKEN")
 
 
 @pytest.fixture(scope="module")
 def handler(real_whisper_dir):
-    from handler import EndpointHandler
-
-    with pytest.MonkeyPatch.context() as mp:
-        for name in MODEL_ENV:
-            mp.delenv(name, raising=False)
-        mp.setenv("ASR_MODEL", str(real_whisper_dir))
-        mp.setenv("CPU_BF16", "false")  # the float32 reference
-        return EndpointHandler(str(REPO))
+    with handler_with(ASR_MODEL=real_whisper_dir, CPU_BF16="false") as built:  # the float32 reference
+        yield built
 
 
 @pytest.fixture(scope="module")
@@ -83,16 +76,12 @@ def test_pyannote_sample_wer_default_mode(handler, pyannote_sample):
 
 def test_bfloat16_on_the_cpu_keeps_the_words(real_whisper_dir, dialogue_dir, dialogue_raw):
     """CPU_BF16 (encoder and output layer in bfloat16): WER within half a point of float32."""
-    from handler import EndpointHandler
+    from speech_endpoint.precision import native_bf16
 
-    if not __import__("speech_endpoint.precision", fromlist=["native_bf16"]).native_bf16():
+    if not native_bf16():
         pytest.skip("this CPU has no native bfloat16")
-    with pytest.MonkeyPatch.context() as mp:
-        for name in MODEL_ENV:
-            mp.delenv(name, raising=False)
-        mp.setenv("ASR_MODEL", str(real_whisper_dir))
-        mp.setenv("CPU_BF16", "true")
-        fast = EndpointHandler(str(REPO))({"inputs": (dialogue_dir / "dialogue.wav").read_bytes()})
+    with handler_with(ASR_MODEL=real_whisper_dir, CPU_BF16="true") as fast_handler:
+        fast = fast_handler({"inputs": (dialogue_dir / "dialogue.wav").read_bytes()})
     reference = (dialogue_dir / "dialogue.txt").read_text()
     assert "bfloat16" in fast["metadata"]["dtype"]
     assert scoring.wer(reference, fast["text"]) <= scoring.wer(reference, dialogue_raw["text"]) + 0.005

@@ -25,11 +25,10 @@ import time
 import pytest
 import requests
 
-from support.server import (  # noqa: F401 - fast_models is a fixture used here
+from support.server import (
     FAKE_TOKEN,
     REPO,
     clean_env,
-    fast_models,
     post,
     speech_wav,
     start_model_server,

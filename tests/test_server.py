@@ -29,7 +29,7 @@ import pytest
 import requests
 
 from evaluation.local_server import LocalServer, RunningServer, ServerError, serve_argv
-from support.server import (  # noqa: F401 - fast_models is a fixture used here
+from support.server import (
     AUTH,
     DOCKERFILE,
     FAKE_TOKEN,
@@ -38,7 +38,6 @@ from support.server import (  # noqa: F401 - fast_models is a fixture used here
     ControlledHandler,
     clean_env,
     dockerfile_command,
-    fast_models,
     free_port,
     make_app,
     metrics,

@@ -13,7 +13,7 @@ import srt
 import webvtt
 
 from scripts import transcribe as tr
-from support.server import FAKE_TOKEN, REPO, clean_env, fast_models, speech_wav  # noqa: F401 - fixture
+from support.server import FAKE_TOKEN, REPO, clean_env, speech_wav
 
 SCRIPT = ["-m", "scripts.transcribe"]
 

@@ -28,9 +28,8 @@ from starlette.routing import Route
 from scripts import transcribe_many as tm
 from scripts.endpoint_http import EndpointError, send_with_retries
 from support.audio_factory import encode, speech
-from support.server import (  # noqa: F401 - fast_models is a fixture used here
+from support.server import (
     FAKE_TOKEN,
-    fast_models,
     metrics,
     running,
     speech_wav,
