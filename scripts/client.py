@@ -31,16 +31,11 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-# Reply, send_with_retries, EndpointError, ...: shared with scripts/transcribe_many.py
-from scripts.endpoint_http import (  # noqa: F401 - re-exported for callers of this module
+from scripts.endpoint_http import (
     EndpointError,
     Reply,
     audio_sender,
-    auth_headers,
-    content_type_for,
     json_answer,
-    query_string_parameters,
-    retry_delay,
     send_with_retries,
     short,
 )

@@ -173,7 +173,7 @@ def cache_targets(teacher, processor, windows: list[dict], cache_dir: Path, devi
     from tqdm import tqdm
 
     from speech_endpoint import audio as audio_io
-    from speech_endpoint.compat import greedy_generate_kwargs
+    from speech_endpoint.compat import greedy_generate_kwargs, new_tokens_kwargs
     from speech_endpoint.languages import normalize_language
     from speech_endpoint.schema import SAMPLE_RATE
 
@@ -203,7 +203,7 @@ def cache_targets(teacher, processor, windows: list[dict], cache_dir: Path, devi
             sequences: list[list[int] | None] = [None] * len(group)
             for lang in sorted(set(langs), key=str):
                 rows = [i for i, lg in enumerate(langs) if lg == lang]
-                kwargs = {**greedy_generate_kwargs(), "max_new_tokens": max_new, "return_timestamps": False}
+                kwargs = {**greedy_generate_kwargs(), **new_tokens_kwargs(max_new), "return_timestamps": False}
                 if multilingual:
                     kwargs.update(task="transcribe", language=lang)
                 out = teacher.generate(encoder_outputs=BaseModelOutput(last_hidden_state=encoded[rows]), **kwargs)

@@ -68,6 +68,7 @@ class WhisperASR:
         self.processor = compat.load_processor(model_id, token)
         self.tokenizer = self.processor.tokenizer
         self.assistant = self._load_assistant(assistant_id, common) if assistant_id else None
+        compat.quiet_generate(self.assistant)
         self._pipe = None  # built on first sequential request
         gen = self.model.generation_config
         # half the decoder's positions, minus its prompt (or less, where the checkpoint says so)
@@ -108,7 +109,7 @@ class WhisperASR:
         options = DecodeOptions(language="en" if self.multilingual else None, batch_size=1)
         with torch.inference_mode():
             features = self._features([np.zeros(SAMPLE_RATE, np.float32)])
-            kwargs = {**self.generate_kwargs(options, options.language), "max_new_tokens": 2}
+            kwargs = {**self.generate_kwargs(options, options.language), **compat.new_tokens_kwargs(2)}
             self.model.generate(encoder_outputs=self.model.get_encoder()(features), return_timestamps=False, **kwargs)
 
     # ---- windows strategy ---------------------------------------------------------------
@@ -187,7 +188,7 @@ class WhisperASR:
         models), the spelling prompt, and the assistant."""
         # At most half the decoder's context per window, as OpenAI's decoding: a window that
         # loops (music, noise) stops there instead of running past the position table.
-        kwargs: dict[str, Any] = {**compat.greedy_generate_kwargs(), "max_new_tokens": self.max_new_tokens}
+        kwargs: dict[str, Any] = {**compat.greedy_generate_kwargs(), **compat.new_tokens_kwargs(self.max_new_tokens)}
         if self.multilingual:
             kwargs["task"] = options.task
             if language:

@@ -6,6 +6,10 @@ pyannote.audio 4). Everything version-specific goes through these small adapters
 """
 from __future__ import annotations
 
+import logging
+import re
+import warnings
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -56,6 +60,54 @@ def greedy_generate_kwargs() -> dict[str, Any]:
     """Greedy decoding, said explicitly: transformers 5's ASR pipeline defaults to 5 beams,
     which is slower and silently disables the assistant; 4.x defaults to greedy."""
     return {"num_beams": 1, "do_sample": False}
+
+
+def new_tokens_kwargs(count: int) -> dict[str, Any]:
+    """`generate` arguments for at most `count` new tokens per window. transformers 5 warns
+    on every call that passes `max_new_tokens` to a Whisper checkpoint (its generation config
+    sets `max_length`); its Whisper `generate` reads `max_length` as tokens after the prompt,
+    so it gets that. 4.x reads `max_length` as the whole sequence and warns about neither."""
+    if (TRANSFORMERS_MAJOR or 0) >= 5:
+        return {"max_length": count}
+    return {"max_new_tokens": count}
+
+
+def quiet_generate(assistant: Any | None = None) -> None:
+    """Stop what transformers 5 logs against its own calls while decoding, without changing
+    what it decodes. The assistant's `max_length` meets the `max_new_tokens` that assisted
+    generation passes on every draft step: it goes. And transformers' own code passes a
+    generation config together with arguments it then calls deprecated (Whisper's
+    `generate`: `suppress_tokens`, `begin_suppress_tokens`; assisted generation:
+    `min_new_tokens`, `max_new_tokens`, `use_cache`): those messages are filtered; the same
+    warning about any other argument still shows."""
+    if (TRANSFORMERS_MAJOR or 0) < 5:
+        return
+    if assistant is not None:
+        assistant.generation_config.max_length = None
+    log = logging.getLogger("transformers.generation.utils")
+    if not any(isinstance(f, _TransformersOwnConfigWarning) for f in log.filters):
+        log.addFilter(_TransformersOwnConfigWarning())
+
+
+class _TransformersOwnConfigWarning(logging.Filter):
+    _MESSAGE = re.compile(r"Passing `generation_config` together with generation-related arguments=\(\{(.*?)\}\)")
+    _ITS_OWN = {"suppress_tokens", "begin_suppress_tokens", "min_new_tokens", "max_new_tokens", "use_cache"}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        found = self._MESSAGE.search(record.getMessage())
+        if found is None:
+            return True
+        names = {name.strip().strip("'\"") for name in found.group(1).split(",")}
+        return not names <= self._ITS_OWN
+
+
+@contextmanager
+def quiet_asr_pipeline():
+    """transformers 4.x's ASR pipeline calls Whisper's `generate(inputs=...)`, which the same
+    version deprecates (FutureWarning): nothing its caller passes changes that."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The input name `inputs` is deprecated", category=FutureWarning)
+        yield
 
 
 def hub_token_kwargs(token: str | None) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from transformers import LogitsProcessorList
 
+from speech_endpoint import compat
 from speech_endpoint.alignment import split_words
 from speech_endpoint.confidence import TokenProbabilities, word_probability
 from speech_endpoint.schema import Audio, Transcript, Word
@@ -26,8 +27,9 @@ def transcribe_sequential(pipe, audio: Audio, generate_kwargs: dict[str, Any], t
                           language: str | None) -> Transcript:
     recorder = TokenProbabilities(eot)
     inputs = {"raw": np.asarray(audio.samples, dtype=np.float32), "sampling_rate": audio.sample_rate}
-    out = pipe(inputs, return_timestamps="word", batch_size=1,
-               generate_kwargs={**generate_kwargs, "logits_processor": LogitsProcessorList([recorder])})
+    with compat.quiet_asr_pipeline():
+        out = pipe(inputs, return_timestamps="word", batch_size=1,
+                   generate_kwargs={**generate_kwargs, "logits_processor": LogitsProcessorList([recorder])})
     words = words_from_chunks(out.get("chunks") or [], duration=audio.duration)
     scored = [word for run in range(len(recorder.runs)) for segment in recorder.segments(0, run)
               for word in _scored_words(tokenizer, segment, language)]

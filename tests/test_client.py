@@ -15,6 +15,7 @@ import srt
 import webvtt
 
 from scripts import client as cl
+from scripts import endpoint_http as http
 from support.server import (
     FAKE_TOKEN,
     REPO,
@@ -170,29 +171,29 @@ def replies(*items):
 
 def test_cold_start_503_is_retried_until_ready(capsys):
     clock = FakeClock()
-    scaling = cl.Reply(503, {"X-Scale-Up-Timeout": "600"}, b"")
-    loading = cl.Reply(503, {"Retry-After": "5"}, b'{"error": "loading"}')
-    ok = cl.Reply(200, {}, b"{}")
+    scaling = http.Reply(503, {"X-Scale-Up-Timeout": "600"}, b"")
+    loading = http.Reply(503, {"Retry-After": "5"}, b'{"error": "loading"}')
+    ok = http.Reply(200, {}, b"{}")
     send = replies(ConnectionError("refused"), scaling, scaling, loading, ok)
-    assert cl.send_with_retries(send, 600, sleep=clock.sleep, clock=clock) is ok
+    assert http.send_with_retries(send, 600, sleep=clock.sleep, clock=clock) is ok
     assert clock.sleeps == [1.0, 2.0, 4.0, 5.0]
     assert capsys.readouterr().err.count("retrying in") == 4
 
 
 def test_retries_are_bounded():
     clock = FakeClock()
-    busy = cl.Reply(503, {"Retry-After": "30"}, b'{"error": "busy"}')
-    assert cl.send_with_retries(replies(*[busy] * 10), 70, sleep=clock.sleep, clock=clock) is busy
+    busy = http.Reply(503, {"Retry-After": "30"}, b'{"error": "busy"}')
+    assert http.send_with_retries(replies(*[busy] * 10), 70, sleep=clock.sleep, clock=clock) is busy
     assert sum(clock.sleeps) <= 70
-    with pytest.raises(cl.EndpointError, match="could not connect"):
-        cl.send_with_retries(replies(*[ConnectionError("x")] * 20), 10, sleep=FakeClock().sleep, clock=FakeClock())
+    with pytest.raises(http.EndpointError, match="could not connect"):
+        http.send_with_retries(replies(*[ConnectionError("x")] * 20), 10, sleep=FakeClock().sleep, clock=FakeClock())
 
 
 def test_final_answers_are_not_retried():
-    for reply in (cl.Reply(503, {}, b'{"error": "The models failed to load"}'), cl.Reply(400, {}, b"{}"),
-                  cl.Reply(500, {}, b"{}")):
+    for reply in (http.Reply(503, {}, b'{"error": "The models failed to load"}'), http.Reply(400, {}, b"{}"),
+                  http.Reply(500, {}, b"{}")):
         clock = FakeClock()
-        assert cl.send_with_retries(replies(reply), 600, sleep=clock.sleep, clock=clock) is reply
+        assert http.send_with_retries(replies(reply), 600, sleep=clock.sleep, clock=clock) is reply
         assert clock.sleeps == []
 
 
@@ -214,17 +215,17 @@ def test_parameters_and_query_string():
     params = cl.parameters_from(args)
     assert params == {"language": "en", "num_speakers": 2, "diarize": False, "assisted": True,
                       "chunk_length_s": 0, "prompt": "hello", "output_formats": ["srt"]}
-    assert cl.query_string_parameters(params) == {"language": "en", "num_speakers": "2", "diarize": "false",
+    assert http.query_string_parameters(params) == {"language": "en", "num_speakers": "2", "diarize": "false",
                                                   "assisted": "true", "chunk_length_s": "0", "prompt": "hello",
                                                   "output_formats": "srt"}
-    assert cl.content_type_for(Path("a.MP3")) == "audio/mpeg" and cl.content_type_for(Path("a.xyz")) == "audio/x-audio"
+    assert http.content_type_for(Path("a.MP3")) == "audio/mpeg" and http.content_type_for(Path("a.xyz")) == "audio/x-audio"
 
 
 def test_token_only_from_the_environment(monkeypatch):
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    assert cl.auth_headers() == {}
+    assert http.auth_headers() == {}
     monkeypatch.setenv("HF_TOKEN", FAKE_TOKEN)
-    assert cl.auth_headers() == {"Authorization": f"Bearer {FAKE_TOKEN}"}
+    assert http.auth_headers() == {"Authorization": f"Bearer {FAKE_TOKEN}"}
     assert not any("token" in action.dest for action in cl.build_parser()._actions)
     assert os.environ["HF_TOKEN"] == FAKE_TOKEN
 

@@ -30,8 +30,8 @@ from support.server import (
     FAKE_TOKEN,
     REPO,
     ControlledHandler,
+    healthy_model_server,
     make_app,
-    start_model_server,
 )
 
 PAGE = REPO / "speech_endpoint" / "serving" / "static" / "demo.html"
@@ -160,12 +160,8 @@ def browser(tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(fast_models, tmp_path_factory):
     require_browser()  # before the models load
-    proc = start_model_server(fast_models, tmp_path_factory.mktemp("demo-server") / "server.log")
-    try:
-        proc.wait_healthy()
+    with healthy_model_server(fast_models, tmp_path_factory.mktemp("demo-server") / "server.log") as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture(scope="module")

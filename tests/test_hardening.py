@@ -37,10 +37,10 @@ from support.audio_factory import encode, speech, video_only_bytes, wav_bytes
 from speech_endpoint.errors import ClientError
 from support.server import (
     AUTH,
+    healthy_model_server,
     metrics,
     post,
     raw_http,
-    start_model_server,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -370,13 +370,9 @@ def test_handler_still_serves_the_reference_response(handler, handler_reference)
 
 @pytest.fixture(scope="module")
 def server(fast_models, tmp_path_factory):
-    proc = start_model_server(fast_models, tmp_path_factory.mktemp("hardening") / "server.log",
-                              REQUEST_TIMEOUT="300", **LIMIT_ENV)
-    try:
-        proc.wait_healthy()
+    with healthy_model_server(fast_models, tmp_path_factory.mktemp("hardening") / "server.log",
+                              REQUEST_TIMEOUT="300", **LIMIT_ENV) as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 def server_good(url: str) -> requests.Response:

@@ -33,6 +33,7 @@ from support.server import (
     AUTH,
     FAKE_TOKEN,
     REPO,
+    healthy_model_server,
     make_app,
     metrics,
     post,
@@ -64,13 +65,9 @@ def parts(file=upload(), **fields) -> list:
 
 @pytest.fixture(scope="module")
 def server(fast_models, tmp_path_factory):
-    proc = start_model_server(fast_models, tmp_path_factory.mktemp("openai") / "server.log",
-                              MAX_BODY_BYTES=str(BODY_LIMIT), REQUEST_TIMEOUT="120")
-    try:
-        proc.wait_healthy()
+    with healthy_model_server(fast_models, tmp_path_factory.mktemp("openai") / "server.log",
+                              MAX_BODY_BYTES=str(BODY_LIMIT), REQUEST_TIMEOUT="120") as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture(scope="module")

@@ -39,6 +39,7 @@ from support.server import (
     clean_env,
     dockerfile_command,
     free_port,
+    healthy_model_server,
     make_app,
     metrics,
     post,
@@ -47,7 +48,6 @@ from support.server import (
     scrape,
     server_argv,
     speech_wav,
-    start_model_server,
     wait_for,
 )
 
@@ -60,13 +60,9 @@ QUEUE_LIMIT = 3
 
 @pytest.fixture(scope="module")
 def server(fast_models, tmp_path_factory):
-    proc = start_model_server(fast_models, tmp_path_factory.mktemp("server") / "server.log",
-                              MAX_QUEUE=str(QUEUE_LIMIT), MAX_BODY_BYTES=str(BODY_LIMIT), REQUEST_TIMEOUT="120")
-    try:
-        proc.wait_healthy()
+    with healthy_model_server(fast_models, tmp_path_factory.mktemp("server") / "server.log",
+                              MAX_QUEUE=str(QUEUE_LIMIT), MAX_BODY_BYTES=str(BODY_LIMIT), REQUEST_TIMEOUT="120") as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 def check_transcript_shape(result: dict) -> None:

@@ -30,6 +30,7 @@ from scripts.endpoint_http import EndpointError, send_with_retries
 from support.audio_factory import encode, speech
 from support.server import (
     FAKE_TOKEN,
+    healthy_model_server,
     metrics,
     running,
     speech_wav,
@@ -41,12 +42,8 @@ COUNTED = ("200", "400", "503")
 
 @pytest.fixture(scope="module")
 def server(fast_models, tmp_path_factory):
-    proc = start_model_server(fast_models, tmp_path_factory.mktemp("many") / "server.log")
-    try:
-        proc.wait_healthy()
+    with healthy_model_server(fast_models, tmp_path_factory.mktemp("many") / "server.log") as proc:
         yield proc
-    finally:
-        proc.stop()
 
 
 @pytest.fixture(autouse=True)

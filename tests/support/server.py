@@ -112,6 +112,17 @@ def start_model_server(fast_models, log_path: Path, *extra_argv: str, **env: str
     return LocalServer(server_argv(free_port(), *extra_argv), env=clean_env(**values), log_path=log_path)
 
 
+@contextlib.contextmanager
+def healthy_model_server(fast_models, log_path: Path, **env: str):
+    """start_model_server, waited for until /health answers 200; stopped on exit."""
+    proc = start_model_server(fast_models, log_path, **env)
+    try:
+        proc.wait_healthy()
+        yield proc
+    finally:
+        proc.stop()
+
+
 # ---- HTTP ----------------------------------------------------------------------------------
 
 
