@@ -29,6 +29,7 @@ from speech_endpoint.device import Placement
 from speech_endpoint.languages import normalize_language
 from speech_endpoint.schema import SAMPLE_RATE, Audio, SpeechActivity, Transcript, Word
 from speech_endpoint.sequential import transcribe_sequential
+from speech_endpoint.suppression import Suppression
 from speech_endpoint.windows import speech_windows
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,7 @@ class WhisperASR:
         common = {"token": token, "low_cpu_mem_usage": True, **compat.dtype_kwargs(self.dtype)}
         self.model = AutoModelForSpeechSeq2Seq.from_pretrained(model_id, attn_implementation="sdpa", **common)
         self.model.to(self.device).eval()
+        self.suppression = Suppression.take_from(self.model.generation_config)
         if placement.cpu_bf16:
             precision.encoder_in_bf16(self.model)
             precision.output_layer_in_bf16(self.model)
@@ -110,7 +112,8 @@ class WhisperASR:
         with torch.inference_mode():
             features = self._features([np.zeros(SAMPLE_RATE, np.float32)])
             kwargs = {**self.generate_kwargs(options, options.language), **compat.new_tokens_kwargs(2)}
-            self.model.generate(encoder_outputs=self.model.get_encoder()(features), return_timestamps=False, **kwargs)
+            self.model.generate(encoder_outputs=self.model.get_encoder()(features), return_timestamps=False, **kwargs,
+                                logits_processor=LogitsProcessorList([self.suppression.processor()]))
 
     # ---- windows strategy ---------------------------------------------------------------
 
@@ -167,14 +170,15 @@ class WhisperASR:
                 setattr(self.assistant.generation_config, key, value)
             if self.assistant.config.is_encoder_decoder:
                 kwargs["input_features"] = features  # a full assistant runs its own encoder
-            out = self.model.generate(encoder_outputs=encoded, **kwargs)
+            out = self.model.generate(encoder_outputs=encoded, **kwargs,
+                                      logits_processor=LogitsProcessorList([self.suppression.processor(at_begin=False)]))
             return [self._text_tokens(row.tolist()) for row in _sequences(out)], None, None
         # Speculative decoding runs rejected draft tokens through the model: nothing is
         # recorded then; otherwise the encoder output is reused and decoding is watched.
         probabilities = TokenProbabilities(self.eot)
         with CrossAttentionRecorder(self.model) as recorder:
-            out = self.model.generate(encoder_outputs=encoded, logits_processor=LogitsProcessorList([probabilities]),
-                                      **kwargs)
+            out = self.model.generate(encoder_outputs=encoded, **kwargs,
+                                      logits_processor=LogitsProcessorList([self.suppression.processor(), probabilities]))
         sequences = [row.tolist() for row in _sequences(out)]
         token_lists = [self._text_tokens(row) for row in sequences]
         rows = recorded_rows(recorder, sequences, token_lists)
@@ -250,7 +254,9 @@ class WhisperASR:
             self._pipe = pipeline("automatic-speech-recognition", model=self.model,
                                   tokenizer=self.tokenizer, feature_extractor=self.processor.feature_extractor,
                                   device=self.device)
-        return transcribe_sequential(self._pipe, audio, self.generate_kwargs(options, options.language),
+        # timestamp tokens: transformers' own suppression, ahead of its timestamp processor
+        kwargs = {**self.generate_kwargs(options, options.language), **self.suppression.generate_kwargs()}
+        return transcribe_sequential(self._pipe, audio, kwargs,
                                      self.tokenizer, self.eot, options.language)
 
 
