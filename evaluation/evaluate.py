@@ -59,14 +59,12 @@ import statistics  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Iterator, Sequence  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
-
+from evaluation import in_process  # noqa: E402
 from evaluation import oracle_diarization as oracle  # noqa: E402
 from evaluation import scoring  # noqa: E402
 from evaluation.baseline import nearest_chunk_end_speakers  # noqa: E402
@@ -157,25 +155,6 @@ def discover(paths: Sequence[str | Path]) -> list[Item]:
 # ---- the handler, in-process --------------------------------------------------------------
 
 
-@contextmanager
-def _environ(**values: str | None) -> Iterator[None]:
-    """Set (or, for None, unset) environment variables for the block only."""
-    saved = {k: os.environ.get(k) for k in values}
-    try:
-        for key, value in values.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 @dataclass
 class Prepared:
     """One file through the handler's stages up to its transcript (Whisper ran once)."""
@@ -197,12 +176,9 @@ class Harness:
         env: dict[str, str | None] = {} if keep_env else {"DIARIZATION_MODEL": diarization_model}
         if asr_model:
             env["ASR_MODEL"] = asr_model
-        with _environ(**env):
-            from handler import EndpointHandler
-
-            started = time.perf_counter()
-            self.handler = EndpointHandler(str(REPO))
-            self.load_s = time.perf_counter() - started
+        started = time.perf_counter()
+        self.handler = in_process.build_handler(**env)
+        self.load_s = time.perf_counter() - started
         self.asr_model = self.handler.settings.asr_model
         self.diarization_model = self.handler.settings.diarization_model
 

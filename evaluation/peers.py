@@ -25,7 +25,6 @@ CTranslate2's included) are reported beside them: on a loaded machine they move 
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import json
@@ -37,13 +36,13 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from evaluation.local_server import REPO
+from evaluation import in_process
 
 DEFAULT_CT2_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "speech-endpoint" / "ct2"
 CT2_COPY_FILES = ("tokenizer.json", "preprocessor_config.json")  # what faster-whisper reads beside model.bin
@@ -66,29 +65,10 @@ class System:
 # ---- this handler ---------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def environment(**values: str | None) -> Iterator[None]:
-    """os.environ with `values` set (None: unset), put back as it was afterwards."""
-    saved = dict(os.environ)
-    try:
-        for name, value in values.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
 def build_handler(threads: int, **env: str | None):
     """`EndpointHandler(path)` as the platform builds it, with these environment settings
     (Whisper alone: no assistant, no diarization)."""
-    from handler import EndpointHandler
-
-    with environment(CPU_THREADS=str(threads), ASSISTANT_MODEL=None, DIARIZATION_MODEL=None, **env):
-        return EndpointHandler(str(REPO))
+    return in_process.build_handler(CPU_THREADS=str(threads), ASSISTANT_MODEL=None, DIARIZATION_MODEL=None, **env)
 
 
 def handler_run(handler, parameters: dict) -> Callable[[np.ndarray], str]:

@@ -34,6 +34,7 @@ from support.server import (
     FAKE_TOKEN,
     REPO,
     healthy_model_server,
+    loaded_when,
     make_app,
     metrics,
     post,
@@ -306,12 +307,7 @@ def test_busy_is_503_with_retry_after():
 def test_loading_is_503_and_faults_are_not_tracebacks():
     loaded = threading.Event()
     handler = FakeHandler()
-
-    def factory():
-        assert loaded.wait(30)
-        return handler
-
-    with running(make_app(factory=factory)) as (url, _):
+    with running(make_app(factory=loaded_when(loaded, handler))) as (url, _):
         loading = form_post(url, "hello")
         assert loading.status_code == 503 and loading.headers["Retry-After"]
         assert "loading" in error_of(loading)["message"]

@@ -40,6 +40,7 @@ from support.server import (
     dockerfile_command,
     free_port,
     healthy_model_server,
+    loaded_when,
     make_app,
     metrics,
     post,
@@ -372,12 +373,7 @@ def send_async(url, results: dict, key: str, **params):
 def test_health_and_post_while_loading_then_ready():
     gate = threading.Event()
     handler = ControlledHandler()
-
-    def slow_factory():
-        assert gate.wait(30)
-        return handler
-
-    app = make_app(factory=slow_factory)
+    app = make_app(factory=loaded_when(gate, handler))
     with running(app) as (url, _):
         health = requests.get(url + "/health", timeout=10)
         assert health.status_code == 503 and health.text == "Loading the models"

@@ -237,6 +237,17 @@ def settings(**values) -> ServerSettings:
         return ServerSettings(**values)
 
 
+def loaded_when(event: threading.Event, handler):
+    """A handler factory that loads `handler` once `event` is set (the server stays in its
+    loading state until then)."""
+
+    def factory():
+        assert event.wait(30)
+        return handler
+
+    return factory
+
+
 def make_app(handler=None, *, factory=None, **values):
     from speech_endpoint.serving.app import create_app
 
