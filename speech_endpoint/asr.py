@@ -22,7 +22,7 @@ import torch
 
 from transformers import LogitsProcessorList
 
-from speech_endpoint import compat, guards, precision
+from speech_endpoint import attention, compat, guards, precision
 from speech_endpoint.alignment import FRAMES_PER_SECOND, CrossAttentionRecorder, recorded_rows, teacher_forced, window_words
 from speech_endpoint.confidence import TokenProbabilities
 from speech_endpoint.device import Placement
@@ -60,12 +60,14 @@ class WhisperASR:
 
         self.placement = placement
         self.device, self.dtype = placement.device, placement.dtype
-        common = {"token": token, "low_cpu_mem_usage": True, **compat.dtype_kwargs(self.dtype)}
-        self.model = AutoModelForSpeechSeq2Seq.from_pretrained(model_id, attn_implementation="sdpa", **common)
+        common = {"token": token, "low_cpu_mem_usage": True, "attn_implementation": attention.implementation(),
+                  **compat.dtype_kwargs(self.dtype)}
+        self.model = AutoModelForSpeechSeq2Seq.from_pretrained(model_id, **common)
         self.model.to(self.device).eval()
         self.suppression = Suppression.take_from(self.model.generation_config)
         if placement.cpu_bf16:
             precision.encoder_in_bf16(self.model)
+            precision.decoder_linears_in_bf16(self.model)
             precision.output_layer_in_bf16(self.model)
         self.processor = compat.load_processor(model_id, token)
         self.tokenizer = self.processor.tokenizer
@@ -86,11 +88,12 @@ class WhisperASR:
         config = AutoConfig.from_pretrained(assistant_id, token=common["token"])
         decoder_only = any("CausalLM" in arch for arch in (config.architectures or []))
         loader = AutoModelForCausalLM if decoder_only else AutoModelForSpeechSeq2Seq
-        assistant = loader.from_pretrained(assistant_id, attn_implementation="sdpa", **common).to(self.device).eval()
+        assistant = loader.from_pretrained(assistant_id, **common).to(self.device).eval()
         # generate() adapts these during a call and (transformers 4.x) writes them back to
         # the assistant's generation config: each request starts from the checkpoint's own.
         self.assistant_settings = {k: getattr(assistant.generation_config, k, None) for k in ASSISTANT_SETTINGS}
         if self.placement.cpu_bf16:
+            precision.decoder_linears_in_bf16(assistant)
             precision.output_layer_in_bf16(assistant)
         return assistant
 

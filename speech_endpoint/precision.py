@@ -1,11 +1,13 @@
-"""bfloat16 on CPUs that compute it natively (AVX512-BF16, AMX, Arm BF16): the encoder and
-the output layer, the two costs that dominate Whisper on a CPU.
+"""bfloat16 on CPUs that compute it natively (AVX512-BF16, AMX, Arm BF16): the encoder,
+the output layer and the decoder's linear layers, the costs that dominate Whisper on a CPU.
 
-Measured with Whisper base on the 60 s dev dialogue at one thread (README, "Speed"): the
+Measured with Whisper base on the 60 s dev dialogue at one thread (docs/benchmarks.md): the
 encoder runs about 2x faster in bfloat16, and the 51865-wide output layer in float32 is
 slow for 2-3 rows at a time (the handler's batched windows) where bfloat16 is flat; both
-together cut the transcription by 35-39% with the same words. The decoder's layers stay
-in float32: the whole model in bfloat16 was no faster and changed the text. CPUs without
+together cut the transcription by 35-39% with the same words. Decoding a token is bound by
+reading weights from memory, so the decoder's linear layers in bfloat16 (half the bytes)
+take a further 17-24% off; the decoder's residual stream, layer norms and attention stay in
+float32 (the whole model in bfloat16 was no faster and changed the text). CPUs without
 native bfloat16 would emulate it slowly, so `auto` uses it only where the CPU has it.
 """
 from __future__ import annotations
@@ -47,6 +49,16 @@ def output_layer_in_bf16(model: nn.Module) -> None:
     """The output layer (`proj_out`) of a Whisper model or decoder-only draft in bfloat16
     (a copy: the float32 input embeddings it was tied to stay as they are)."""
     model.proj_out = BF16Linear(model.proj_out)
+
+
+def decoder_linears_in_bf16(model: nn.Module) -> None:
+    """Every Linear layer of a Whisper model's decoder (or a decoder-only draft) computed in
+    bfloat16 with float32 in and out."""
+    decoder = model.get_decoder()
+    for module in list(decoder.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, nn.Linear):
+                setattr(module, name, BF16Linear(child))
 
 
 def encoder_in_bf16(model: nn.Module) -> None:

@@ -1,0 +1,48 @@
+"""The CPU attention paths compute what SDPA computes, and Whisper decodes the same with them."""
+import pytest
+import torch
+import torch.nn.functional as F
+import transformers
+
+from speech_endpoint import attention
+
+
+def sdpa_layout(query, key, value, scaling):
+    return F.scaled_dot_product_attention(query, key, value, scale=scaling).transpose(1, 2)
+
+
+@pytest.mark.parametrize("scaling", [None, 1.0, 0.3])
+def test_single_row_attention_is_sdpa(scaling):
+    torch.manual_seed(0)
+    query, key, value = torch.randn(3, 8, 1, 64), torch.randn(3, 8, 150, 64), torch.randn(3, 8, 150, 64)
+    out = attention.single_row_attention(query, key, value, scaling)
+    assert out.shape == (3, 1, 8, 64)
+    torch.testing.assert_close(out, sdpa_layout(query, key, value, scaling), rtol=1e-5, atol=1e-5)
+
+
+def test_head_by_head_attention_is_sdpa_within_bfloat16_rounding():
+    torch.manual_seed(1)
+    query, key, value = (torch.randn(2, 4, 120, 32).bfloat16() for _ in range(3))
+    out = attention.head_by_head_attention(query, key, value, 0.2)
+    reference = sdpa_layout(query.float(), key.float(), value.float(), 0.2)
+    assert out.shape == (2, 120, 4, 32) and out.dtype == torch.bfloat16
+    torch.testing.assert_close(out.float(), reference, rtol=0.05, atol=0.02)
+
+
+def test_used_where_transformers_routes_whisper_through_attention_interface():
+    """Transformers 5 (the current stack) gets the CPU paths; 4.x (the platform's) keeps SDPA."""
+    expected = attention.NAME if int(transformers.__version__.split(".")[0]) >= 5 else "sdpa"
+    assert attention.implementation() == expected
+
+
+def test_whisper_decodes_the_same_tokens_as_with_sdpa(tiny_models):
+    from transformers import WhisperForConditionalGeneration
+
+    torch.manual_seed(2)
+    features = torch.randn(2, 80, 3000)
+    tokens = {}
+    for name in ("sdpa", attention.implementation()):
+        model = WhisperForConditionalGeneration.from_pretrained(tiny_models.whisper, attn_implementation=name).eval()
+        with torch.inference_mode():
+            tokens[name] = model.generate(features, max_new_tokens=12, do_sample=False, num_beams=1).tolist()
+    assert len(set(map(str, tokens.values()))) == 1
