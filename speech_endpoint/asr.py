@@ -60,15 +60,15 @@ class WhisperASR:
 
         self.placement = placement
         self.device, self.dtype = placement.device, placement.dtype
-        common = {"token": token, "low_cpu_mem_usage": True, "attn_implementation": attention.implementation(),
+        self.attention = attention.implementation()
+        common = {"token": token, "low_cpu_mem_usage": True, "attn_implementation": self.attention,
                   **compat.dtype_kwargs(self.dtype)}
         self.model = AutoModelForSpeechSeq2Seq.from_pretrained(model_id, **common)
         self.model.to(self.device).eval()
         self.suppression = Suppression.take_from(self.model.generation_config)
         if placement.cpu_bf16:
+            self._in_bf16(self.model)
             precision.encoder_in_bf16(self.model)
-            precision.decoder_linears_in_bf16(self.model)
-            precision.output_layer_in_bf16(self.model)
         self.processor = compat.load_processor(model_id, token)
         self.tokenizer = self.processor.tokenizer
         self.assistant = self._load_assistant(assistant_id, common) if assistant_id else None
@@ -93,9 +93,16 @@ class WhisperASR:
         # the assistant's generation config: each request starts from the checkpoint's own.
         self.assistant_settings = {k: getattr(assistant.generation_config, k, None) for k in ASSISTANT_SETTINGS}
         if self.placement.cpu_bf16:
-            precision.decoder_linears_in_bf16(assistant)
-            precision.output_layer_in_bf16(assistant)
+            self._in_bf16(assistant)
         return assistant
+
+    def _in_bf16(self, model: torch.nn.Module) -> None:
+        """A model's (or draft's) decoder computed in bfloat16 where that pays (`precision`,
+        `attention`)."""
+        precision.decoder_linears_in_bf16(model)
+        precision.output_layer_in_bf16(model)
+        if self.attention == attention.NAME:
+            attention.cross_attention_cache_in_bf16(model)
 
     # ---- public ---------------------------------------------------------------------
 
@@ -259,8 +266,8 @@ class WhisperASR:
                                   device=self.device)
         # timestamp tokens: transformers' own suppression, ahead of its timestamp processor
         kwargs = {**self.generate_kwargs(options, options.language), **self.suppression.generate_kwargs()}
-        return transcribe_sequential(self._pipe, audio, kwargs,
-                                     self.tokenizer, self.eot, options.language)
+        with attention.eager_for_token_timestamps(self.model):
+            return transcribe_sequential(self._pipe, audio, kwargs, self.tokenizer, self.eot, options.language)
 
 
 def _sequences(out) -> torch.Tensor:

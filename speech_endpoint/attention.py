@@ -1,19 +1,29 @@
-"""Whisper's attention with the decoding step computed as two matrix products on a CPU.
+"""Whisper's attention on a CPU without the flash-attention kernel where it is slow.
 
-Each decoding step attends from one query row per head to the 1500 encoder frames of its
-window. torch's CPU flash-attention kernel, which SDPA picks for that shape, is slow for a
-single row: two plain matrix products and a softmax, same float32 numbers, took 1.06 ms
-instead of 1.61 ms per call (3 windows, caches cold) and 7% off the handler's CPU time on
-the 60 s dev dialogue. Every other call (the encoder, teacher-forced passes, masks, GPUs)
-stays on transformers' SDPA.
+Measured with Whisper base on the 60 s dev dialogue at one thread (docs/benchmarks.md):
+- a decoding step attends from one query row per head to the 1500 encoder frames of its
+  window; torch's CPU flash kernel, which SDPA picks, is slow for one row: two matrix
+  products and a softmax, same float32 numbers, took 1.06 ms instead of 1.61 ms a call
+  (3 windows, caches cold);
+- the bfloat16 encoder's attention (1500 x 1500 per head) one head at a time, scores kept
+  in cache: 67 ms instead of 157-182 ms for 3 windows;
+- with CPU_BF16 the cross-attention keys and values are kept in bfloat16: decoding reads
+  them once per step and layer, and half the bytes took 10% off the handler's time.
+Together with the decoder's bfloat16 linear layers (`precision`): 4.8 s -> 2.9 s, the same
+words. Every other call (masked or causal, GPUs) stays on transformers' SDPA.
 
 Transformers 5 routes Whisper's attention through `AttentionInterface`, where this is
 registered under its own name; older versions (the platform container's 4.51) pick
-attention classes by name and keep "sdpa".
+attention classes by name and keep "sdpa" and float32 keys and values.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
+import torch.nn.functional as F
+from torch import nn
 
 NAME = "endpoint_sdpa"
 
@@ -33,10 +43,11 @@ def implementation() -> str:
 
     def attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
         plain = attention_mask is None and query.device.type == "cpu" and not dropout
-        if plain and query.shape[2] == 1:
-            return single_row_attention(query, key, value, scaling), None
+        if plain and (query.shape[2] == 1 or key.dtype != query.dtype):
+            return matmul_attention(query, key, value, scaling), None
         if plain and query.dtype == torch.bfloat16 and not getattr(module, "is_causal", True):
             return head_by_head_attention(query, key, value, scaling), None
+        key, value = key.to(query.dtype), value.to(query.dtype)
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
                                       scaling=scaling, **kwargs)
 
@@ -45,20 +56,65 @@ def implementation() -> str:
     return NAME
 
 
-def single_row_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                         scaling: float | None = None) -> torch.Tensor:
-    """softmax(q kᵀ · scaling) v for query [batch, heads, 1, dim] against key/value
-    [batch, heads, frames, dim], returned as [batch, 1, heads, dim] (transformers' layout)."""
+def cross_attention_cache_in_bf16(model: nn.Module) -> None:
+    """The keys and values of every decoder layer's cross-attention (computed once per
+    window, read at every step) in bfloat16. Only with this module's attention, which
+    takes them as they are."""
+    for layer in model.get_decoder().layers:
+        for name in ("k_proj", "v_proj"):
+            setattr(layer.encoder_attn, name, _BF16Projection(getattr(layer.encoder_attn, name)))
+
+
+@contextmanager
+def eager_for_token_timestamps(model: nn.Module) -> Iterator[None]:
+    """Around transformers' word timestamps (the sequential strategy): its Whisper
+    `generate` switches the model to eager attention to read attention weights, and leaves
+    it so. Eager attention gets float32 keys and values meanwhile, and the model's own
+    attention is restored afterwards."""
+    implementation = model.config._attn_implementation
+    projections = [m for m in model.modules() if isinstance(m, _BF16Projection)]
+    for projection in projections:
+        projection.out_dtype = torch.float32
+    try:
+        yield
+    finally:
+        for projection in projections:
+            projection.out_dtype = torch.bfloat16
+        model.config._attn_implementation = implementation
+
+
+class _BF16Projection(nn.Module):
+    """A Linear layer computed in bfloat16, returned in `out_dtype` (bfloat16 unless
+    eager attention needs float32)."""
+
+    def __init__(self, linear: nn.Module):
+        super().__init__()
+        weight, bias = linear.weight, linear.bias
+        self.weight = nn.Parameter(weight.detach().to(torch.bfloat16), requires_grad=False)
+        self.bias = None if bias is None else nn.Parameter(bias.detach().to(torch.bfloat16), requires_grad=False)
+        self.out_dtype = torch.bfloat16
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x.to(torch.bfloat16), self.weight, self.bias).to(self.out_dtype)
+
+
+def matmul_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                     scaling: float | None = None) -> torch.Tensor:
+    """Unmasked softmax(q kᵀ · scaling) v for query [batch, heads, rows, dim] against
+    key/value [batch, heads, frames, dim], computed in the keys' dtype and returned in the
+    query's as [batch, rows, heads, dim] (transformers' layout)."""
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
-    scores = torch.matmul(query, key.transpose(-1, -2))
+    scores = torch.matmul(query.to(key.dtype), key.transpose(-1, -2))
     if scale != 1.0:
         scores = scores * scale
-    return torch.matmul(scores.softmax(dim=-1), value).transpose(1, 2).contiguous()
+    out = torch.matmul(scores.softmax(dim=-1), value)
+    return out.transpose(1, 2).to(query.dtype).contiguous()
 
 
 def head_by_head_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                            scaling: float | None = None) -> torch.Tensor:
-    """Full (unmasked) attention one head at a time, as [batch, rows, heads, dim]."""
+    """Unmasked attention one head at a time (its scores stay in cache), as [batch, rows,
+    heads, dim]."""
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
     b, h, n, d = query.shape
     q, k, v = (t.reshape(b * h, t.shape[2], d) for t in (query, key, value))

@@ -11,13 +11,22 @@ def sdpa_layout(query, key, value, scaling):
     return F.scaled_dot_product_attention(query, key, value, scale=scaling).transpose(1, 2)
 
 
+@pytest.mark.parametrize("rows", [1, 5])
 @pytest.mark.parametrize("scaling", [None, 1.0, 0.3])
-def test_single_row_attention_is_sdpa(scaling):
+def test_matmul_attention_is_sdpa(scaling, rows):
     torch.manual_seed(0)
-    query, key, value = torch.randn(3, 8, 1, 64), torch.randn(3, 8, 150, 64), torch.randn(3, 8, 150, 64)
-    out = attention.single_row_attention(query, key, value, scaling)
-    assert out.shape == (3, 1, 8, 64)
+    query, key, value = torch.randn(3, 8, rows, 64), torch.randn(3, 8, 150, 64), torch.randn(3, 8, 150, 64)
+    out = attention.matmul_attention(query, key, value, scaling)
+    assert out.shape == (3, rows, 8, 64)
     torch.testing.assert_close(out, sdpa_layout(query, key, value, scaling), rtol=1e-5, atol=1e-5)
+
+
+def test_bfloat16_keys_and_values_give_the_querys_dtype_within_rounding():
+    torch.manual_seed(3)
+    query, key, value = torch.randn(2, 8, 3, 64), torch.randn(2, 8, 150, 64), torch.randn(2, 8, 150, 64)
+    out = attention.matmul_attention(query, key.bfloat16(), value.bfloat16(), 0.125)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, sdpa_layout(query, key, value, 0.125), rtol=0.05, atol=0.02)
 
 
 def test_head_by_head_attention_is_sdpa_within_bfloat16_rounding():
@@ -36,6 +45,7 @@ def test_used_where_transformers_routes_whisper_through_attention_interface():
 
 
 def test_whisper_decodes_the_same_tokens_as_with_sdpa(tiny_models):
+    """float32: the same numbers up to summation order, so the same greedy tokens."""
     from transformers import WhisperForConditionalGeneration
 
     torch.manual_seed(2)

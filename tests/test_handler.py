@@ -134,6 +134,18 @@ def test_sequential_long_form_mode(handler):
     check_contract(out, 4.0)
 
 
+def test_a_sequential_request_leaves_the_next_requests_as_they_were(handler):
+    """transformers' word timestamps switch the model to eager attention and leave it so:
+    the handler restores its own attention afterwards."""
+    params = {"diarize": False, "language": "en"}
+    before = handler({"inputs": SPEECHY, "parameters": params})
+    implementation = handler.asr.model.config._attn_implementation
+    handler({"inputs": SPEECHY, "parameters": {**params, "chunk_length_s": 0}})
+    assert handler.asr.model.config._attn_implementation == implementation
+    after = handler({"inputs": SPEECHY, "parameters": params})
+    assert (after["text"], after["words"]) == (before["text"], before["words"])
+
+
 def test_raw_pcm_declared_by_the_request(handler):
     pcm = (bursts(2.0, 8000)[:, 0] * 32767).astype("<i2").tobytes()
     out = handler({"inputs": pcm, "parameters": {"input_format": "pcm_s16le", "sampling_rate": 8000, "diarize": False}})
