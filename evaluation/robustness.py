@@ -71,6 +71,13 @@ def telephone_case(wav: Path) -> Case:
     return Case("telephone sample", decode(wav.read_bytes()).samples, reference)
 
 
+def shifted(case: Case, shift_ms: int) -> Case:
+    """The case behind `shift_ms` of silence: where windows start moves by that much, the
+    speech does not (how much of a WER is where the windows happened to fall)."""
+    pad = np.zeros(int(SR * shift_ms / 1000), np.float32)
+    return Case(f"{case.name}, +{shift_ms} ms", np.concatenate([pad, case.samples]), case.reference)
+
+
 def words_inside(response: dict, span: tuple[float, float]) -> list[dict]:
     """Words whose middle lies inside `span`."""
     return [w for w in response.get("words", []) if span[0] < (w["start"] + w["end"]) / 2 < span[1]]
@@ -95,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dialogue", type=Path, default=os.environ.get("DIALOGUE_DIR"))
     parser.add_argument("--telephone", type=Path, help="a .wav with its .stm beside it")
     parser.add_argument("--params", default="{}", help="JSON parameters for every request")
+    parser.add_argument("--shifts", type=int, nargs="*", default=[],
+                        help="also the clean dialogue and the telephone sample behind these many ms of silence")
     parser.add_argument("--output", type=Path)
     args = parser.parse_args(argv)
     import torch
@@ -108,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         cases += dialogue_cases(Path(args.dialogue))
     if args.telephone:
         cases.append(telephone_case(args.telephone))
+    cases += [shifted(case, ms) for case in cases if case.name in ("dialogue clean", "telephone sample")
+              for ms in args.shifts]
     rows = []
     for case in cases:
         rows.append(run_case(handler, case, json.loads(args.params)))
@@ -119,6 +130,11 @@ def main(argv: list[str] | None = None) -> int:
         wer_text = f"{100 * r['wer']:.1f}%" if "wer" in r else "–"
         inside = ", ".join(r.get("words_inside_insert", [])) or ("none" if "words_inside_insert" in r else "–")
         print(f"| {r['case']} | {wer_text} | {r['words']} | {inside} | {r['time_s']} |")
+    for name in ("dialogue clean", "telephone sample"):
+        wers = sorted(r["wer"] for r in rows if r["case"].split(", +")[0] == name and "wer" in r)
+        if len(wers) > 1:
+            print(f"{name} over {len(wers)} window placements: WER {100 * wers[0]:.1f}-{100 * wers[-1]:.1f}%, "
+                  f"median {100 * wers[len(wers) // 2]:.1f}%")
     return 0
 
 

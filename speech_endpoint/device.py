@@ -31,7 +31,7 @@ class Placement:
     @property
     def dtype_name(self) -> str:
         name = str(self.dtype).removeprefix("torch.")
-        return f"{name} (bfloat16 encoder and output layer)" if self.cpu_bf16 else name
+        return f"{name} (bfloat16 encoder and decoder linear layers)" if self.cpu_bf16 else name
 
 
 def cuda_problem() -> str | None:
