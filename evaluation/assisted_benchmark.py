@@ -20,7 +20,7 @@ diarization, language en) on each clip, plain at the request's batch size (24) a
 batch 1, and assisted for every draft with `--e2e-setting`; wall and CPU time, medians.
 Every assisted output is checked against plain greedy output (tokens, and handler text).
 
-A draft given as `name=path@int8` gets dynamic int8 Linear layers (CPU). Settings: `default` is whatever the draft's generation_config says (transformers 5:
+Settings: `default` is whatever the draft's generation_config says (transformers 5:
 20 tokens, constant, adaptive confidence threshold starting at 0.4); otherwise
 comma-separated `n=` (num_assistant_tokens), `thr=` (assistant_confidence_threshold; 0
 turns the early stop and its adaptation off), `schedule=` (constant, heuristic,
@@ -119,11 +119,11 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     for name in ("ASR_MODEL", "ASSISTANT_MODEL", "DIARIZATION_MODEL"):
         os.environ.pop(name, None)
-    first_draft = args.draft[0].split("=", 1)[1].partition("@")[0]
+    first_draft = args.draft[0].split("=", 1)[1]
     os.environ.update(ASR_MODEL=args.model, ASSISTANT_MODEL=first_draft, WARMUP="1", CPU_THREADS=str(args.threads))
     from handler import EndpointHandler
     from speech_endpoint import audio as audio_io
-    from speech_endpoint.asr import ASSISTANT_SETTINGS, _int8
+    from speech_endpoint.asr import ASSISTANT_SETTINGS
     from speech_endpoint.compat import dtype_kwargs
 
     handler = EndpointHandler(".")
@@ -131,10 +131,8 @@ def main(argv=None) -> int:
     drafts = {}
     for spec in args.draft:
         name, path = spec.split("=", 1)
-        path, _, quantize = path.partition("@")
-        drafts[name] = asr._load_assistant(path, {"token": None, "low_cpu_mem_usage": True, **dtype_kwargs(asr.dtype)})
-        if quantize == "int8":  # dynamic int8 Linear layers, as QUANTIZE=int8 does for the main model
-            drafts[name] = _int8(drafts[name])
+        drafts[name] = asr._load_assistant(path, {"token": None, "low_cpu_mem_usage": True,
+                                                  "attn_implementation": asr.attention, **dtype_kwargs(asr.dtype)})
     bases = {name: {k: getattr(d.generation_config, k, None) for k in ASSISTANT_SETTINGS} for name, d in drafts.items()}
     results: dict = {"model": args.model, "drafts": dict(s.split("=", 1) for s in args.draft), "threads": args.threads,
                      "generate": {}, "e2e": {}, "equal": True}
@@ -161,6 +159,7 @@ def main(argv=None) -> int:
 
 def part_generate(args, handler, asr, drafts, bases, clips) -> dict:
     import torch
+    from transformers import LogitsProcessorList
     from transformers.modeling_outputs import BaseModelOutput
 
     from speech_endpoint.asr import DecodeOptions
@@ -187,9 +186,12 @@ def part_generate(args, handler, asr, drafts, bases, clips) -> dict:
                     if draft:  # what WhisperASR._generate does before each assisted call
                         for key, value in asr.assistant_settings.items():
                             setattr(asr.assistant.generation_config, key, value)
-                    kwargs = {"return_timestamps": False, **asr._generate_kwargs(options, "en")}
+                    kwargs = {"return_timestamps": False, **asr.generate_kwargs(options, "en")}
+                    # the handler's token suppression (not at the beginning when assisted, as there)
+                    processors = LogitsProcessorList([asr.suppression.processor(at_begin=draft is None)])
                     with torch.inference_mode(), acc.watching(), timed() as t:
-                        result = asr.model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=enc), **kwargs)
+                        result = asr.model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=enc), **kwargs,
+                                                    logits_processor=processors)
                     wall, cpu = wall + t["wall"], cpu + t["cpu"]
                     sequences = result if torch.is_tensor(result) else result.sequences
                     tokens.append(asr._text_tokens(sequences[0].tolist()))

@@ -6,9 +6,10 @@ encoder runs about 2x faster in bfloat16, and the 51865-wide output layer in flo
 slow for 2-3 rows at a time (the handler's batched windows) where bfloat16 is flat; both
 together cut the transcription by 35-39% with the same words. Decoding a token is bound by
 reading weights from memory, so the decoder's linear layers in bfloat16 (half the bytes)
-take a further 17-24% off; the decoder's residual stream, layer norms and attention stay in
-float32 (the whole model in bfloat16 was no faster and changed the text). CPUs without
-native bfloat16 would emulate it slowly, so `auto` uses it only where the CPU has it.
+take a further 17-24% off; the decoder's residual stream and layer norms stay in float32
+(the whole model in bfloat16 was no faster and changed the text; attention: `attention`).
+CPUs without native bfloat16 would emulate it slowly, so `auto` uses it only where the CPU
+has it.
 """
 from __future__ import annotations
 
