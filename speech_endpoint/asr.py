@@ -67,8 +67,10 @@ class WhisperASR:
         self.model.to(self.device).eval()
         self.suppression = Suppression.take_from(self.model.generation_config)
         if placement.cpu_bf16:
-            self._in_bf16(self.model)
             precision.encoder_in_bf16(self.model)
+            precision.output_layer_in_bf16(self.model)
+            if not assistant_id:  # see _decoder_in_bf16
+                self._decoder_in_bf16(self.model)
         self.processor = compat.load_processor(model_id, token)
         self.tokenizer = self.processor.tokenizer
         self.assistant = self._load_assistant(assistant_id, common) if assistant_id else None
@@ -93,14 +95,18 @@ class WhisperASR:
         # the assistant's generation config: each request starts from the checkpoint's own.
         self.assistant_settings = {k: getattr(assistant.generation_config, k, None) for k in ASSISTANT_SETTINGS}
         if self.placement.cpu_bf16:
-            self._in_bf16(assistant)
+            precision.output_layer_in_bf16(assistant)
+            self._decoder_in_bf16(assistant)
         return assistant
 
-    def _in_bf16(self, model: torch.nn.Module) -> None:
-        """A model's (or draft's) decoder computed in bfloat16 where that pays (`precision`,
-        `attention`)."""
+    def _decoder_in_bf16(self, model: torch.nn.Module) -> None:
+        """A decoder's linear layers and cross-attention keys and values in bfloat16
+        (`precision`, `attention`). Not the main model's when a draft may verify against it:
+        bfloat16 rounds each product, and the rows of a verification pass (several tokens at
+        once) then differ by a rounding step from the same rows decoded one at a time, enough
+        to flip a near tie (the 8 s dev clip's last word), so assisted output would no longer
+        equal plain output. The draft's own numbers do not matter: every token is verified."""
         precision.decoder_linears_in_bf16(model)
-        precision.output_layer_in_bf16(model)
         if self.attention == attention.NAME:
             attention.cross_attention_cache_in_bf16(model)
 

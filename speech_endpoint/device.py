@@ -26,12 +26,12 @@ class DeviceError(RuntimeError):
 class Placement:
     device: str  # "cuda:0" or "cpu"
     dtype: torch.dtype  # float16 on a GPU; float32 on CPU (float16 matmuls are slow or missing there)
-    cpu_bf16: bool = False  # CPU: encoder and output layer in bfloat16 (speech_endpoint.precision)
+    cpu_bf16: bool = False  # CPU: bfloat16 where it pays (speech_endpoint.precision, .attention)
 
     @property
     def dtype_name(self) -> str:
         name = str(self.dtype).removeprefix("torch.")
-        return f"{name} (bfloat16 encoder and decoder linear layers)" if self.cpu_bf16 else name
+        return f"{name} with bfloat16 (CPU_BF16)" if self.cpu_bf16 else name
 
 
 def cuda_problem() -> str | None:

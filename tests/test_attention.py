@@ -56,3 +56,18 @@ def test_whisper_decodes_the_same_tokens_as_with_sdpa(tiny_models):
         with torch.inference_mode():
             tokens[name] = model.generate(features, max_new_tokens=12, do_sample=False, num_beams=1).tolist()
     assert len(set(map(str, tokens.values()))) == 1
+
+
+def test_sequential_and_window_requests_alternate_with_a_bfloat16_decoder(make_handler, tiny_models):
+    """The sequential strategy's word timestamps run on eager attention with float32 keys and
+    values; the window strategy before and after it gives the same words."""
+    from support.audio_factory import speech, wav_bytes
+
+    handler = make_handler(ASR_MODEL=str(tiny_models.whisper), CPU_BF16="true", WARMUP="false")
+    audio = wav_bytes(speech(4.0), 16000)
+    params = {"language": "en", "diarize": False}
+    before = handler({"inputs": audio, "parameters": params})
+    sequential = handler({"inputs": audio, "parameters": {**params, "chunk_length_s": 0}})
+    after = handler({"inputs": audio, "parameters": params})
+    assert isinstance(sequential["text"], str)
+    assert (after["text"], after["words"]) == (before["text"], before["words"])
