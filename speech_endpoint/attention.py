@@ -9,7 +9,7 @@ Measured with Whisper base on the 60 s dev dialogue at one thread (docs/benchmar
   in cache: 67 ms instead of 157-182 ms for 3 windows;
 - with CPU_BF16 the cross-attention keys and values are kept in bfloat16: decoding reads
   them once per step and layer, and half the bytes took 10% off the handler's time.
-Together with the decoder's bfloat16 linear layers (`precision`): 4.8 s -> 2.9 s, the same
+Together with the decoder's bfloat16 linear layers (`precision`): 4.48 s -> 2.85 s CPU, the same
 words. Every other call (masked or causal, GPUs) stays on transformers' SDPA.
 
 Transformers 5 routes Whisper's attention through `AttentionInterface`, where this is
