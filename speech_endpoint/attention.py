@@ -22,8 +22,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from speech_endpoint.precision import BF16Linear
 
 NAME = "endpoint_sdpa"
 
@@ -61,8 +62,9 @@ def cross_attention_cache_in_bf16(model: nn.Module) -> None:
     window, read at every step) in bfloat16. Only with this module's attention, which
     takes them as they are."""
     for layer in model.get_decoder().layers:
-        for name in ("k_proj", "v_proj"):
-            setattr(layer.encoder_attn, name, _BF16Projection(getattr(layer.encoder_attn, name)))
+        attn = layer.encoder_attn
+        attn.k_proj = BF16Linear(attn.k_proj, out_dtype=torch.bfloat16)
+        attn.v_proj = BF16Linear(attn.v_proj, out_dtype=torch.bfloat16)
 
 
 @contextmanager
@@ -72,7 +74,7 @@ def eager_for_token_timestamps(model: nn.Module) -> Iterator[None]:
     it so. Eager attention gets float32 keys and values meanwhile, and the model's own
     attention is restored afterwards."""
     implementation = model.config._attn_implementation
-    projections = [m for m in model.modules() if isinstance(m, _BF16Projection)]
+    projections = [m for m in model.modules() if isinstance(m, BF16Linear) and m.out_dtype == torch.bfloat16]
     for projection in projections:
         projection.out_dtype = torch.float32
     try:
@@ -81,21 +83,6 @@ def eager_for_token_timestamps(model: nn.Module) -> Iterator[None]:
         for projection in projections:
             projection.out_dtype = torch.bfloat16
         model.config._attn_implementation = implementation
-
-
-class _BF16Projection(nn.Module):
-    """A Linear layer computed in bfloat16, returned in `out_dtype` (bfloat16 unless
-    eager attention needs float32)."""
-
-    def __init__(self, linear: nn.Module):
-        super().__init__()
-        weight, bias = linear.weight, linear.bias
-        self.weight = nn.Parameter(weight.detach().to(torch.bfloat16), requires_grad=False)
-        self.bias = None if bias is None else nn.Parameter(bias.detach().to(torch.bfloat16), requires_grad=False)
-        self.out_dtype = torch.bfloat16
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x.to(torch.bfloat16), self.weight, self.bias).to(self.out_dtype)
 
 
 def matmul_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,

@@ -34,16 +34,18 @@ def native_bf16() -> bool:
 
 
 class BF16Linear(nn.Module):
-    """A Linear layer computed in bfloat16, float32 in and out."""
+    """A Linear layer computed in bfloat16, returning `out_dtype` (float32 unless the
+    consumer takes bfloat16)."""
 
-    def __init__(self, linear: nn.Linear):
+    def __init__(self, linear: nn.Module, out_dtype: torch.dtype = torch.float32):
         super().__init__()
         self.weight = nn.Parameter(linear.weight.detach().to(torch.bfloat16), requires_grad=False)
         self.bias = (None if linear.bias is None
                      else nn.Parameter(linear.bias.detach().to(torch.bfloat16), requires_grad=False))
+        self.out_dtype = out_dtype
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x.to(torch.bfloat16), self.weight, self.bias).float()
+        return F.linear(x.to(torch.bfloat16), self.weight, self.bias).to(self.out_dtype)
 
 
 def output_layer_in_bf16(model: nn.Module) -> None:
