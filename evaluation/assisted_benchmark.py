@@ -124,15 +124,13 @@ def main(argv=None) -> int:
     from handler import EndpointHandler
     from speech_endpoint import audio as audio_io
     from speech_endpoint.asr import ASSISTANT_SETTINGS
-    from speech_endpoint.compat import dtype_kwargs
 
     handler = EndpointHandler(".")
     asr = handler.asr
     drafts = {}
     for spec in args.draft:
         name, path = spec.split("=", 1)
-        drafts[name] = asr._load_assistant(path, {"token": None, "low_cpu_mem_usage": True,
-                                                  "attn_implementation": asr.attention, **dtype_kwargs(asr.dtype)})
+        drafts[name] = asr._load_assistant(path)
     bases = {name: {k: getattr(d.generation_config, k, None) for k in ASSISTANT_SETTINGS} for name, d in drafts.items()}
     results: dict = {"model": args.model, "drafts": dict(s.split("=", 1) for s in args.draft), "threads": args.threads,
                      "generate": {}, "e2e": {}, "equal": True}

@@ -61,9 +61,7 @@ class WhisperASR:
         self.placement = placement
         self.device, self.dtype = placement.device, placement.dtype
         self.attention = attention.implementation()
-        common = {"token": token, "low_cpu_mem_usage": True, "attn_implementation": self.attention,
-                  **compat.dtype_kwargs(self.dtype)}
-        self.model = AutoModelForSpeechSeq2Seq.from_pretrained(model_id, **common)
+        self.model = AutoModelForSpeechSeq2Seq.from_pretrained(model_id, **self._load_kwargs(token))
         self.model.to(self.device).eval()
         self.suppression = Suppression.take_from(self.model.generation_config)
         if placement.cpu_bf16:
@@ -73,7 +71,7 @@ class WhisperASR:
                 self._decoder_in_bf16(self.model)
         self.processor = compat.load_processor(model_id, token)
         self.tokenizer = self.processor.tokenizer
-        self.assistant = self._load_assistant(assistant_id, common) if assistant_id else None
+        self.assistant = self._load_assistant(assistant_id, token) if assistant_id else None
         compat.quiet_generate(self.assistant)
         self._pipe = None  # built on first sequential request
         gen = self.model.generation_config
@@ -82,15 +80,20 @@ class WhisperASR:
         self.multilingual = bool(getattr(gen, "is_multilingual", True))
         self.eot = int(gen.eos_token_id if isinstance(gen.eos_token_id, int) else gen.eos_token_id[0])
 
-    def _load_assistant(self, assistant_id: str, common: dict[str, Any]) -> torch.nn.Module:
+    def _load_kwargs(self, token: str | None) -> dict[str, Any]:
+        """`from_pretrained` arguments for the model and its draft: the same dtype and attention."""
+        return {"token": token, "low_cpu_mem_usage": True, "attn_implementation": self.attention,
+                **compat.dtype_kwargs(self.dtype)}
+
+    def _load_assistant(self, assistant_id: str, token: str | None = None) -> torch.nn.Module:
         """distil-whisper ships a decoder-only `WhisperForCausalLM` that reuses the main
         encoder's output; a full smaller Whisper works as well."""
         from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSpeechSeq2Seq
 
-        config = AutoConfig.from_pretrained(assistant_id, token=common["token"])
+        config = AutoConfig.from_pretrained(assistant_id, token=token)
         decoder_only = any("CausalLM" in arch for arch in (config.architectures or []))
         loader = AutoModelForCausalLM if decoder_only else AutoModelForSpeechSeq2Seq
-        assistant = loader.from_pretrained(assistant_id, **common).to(self.device).eval()
+        assistant = loader.from_pretrained(assistant_id, **self._load_kwargs(token)).to(self.device).eval()
         # generate() adapts these during a call and (transformers 4.x) writes them back to
         # the assistant's generation config: each request starts from the checkpoint's own.
         self.assistant_settings = {k: getattr(assistant.generation_config, k, None) for k in ASSISTANT_SETTINGS}
