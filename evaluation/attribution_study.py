@@ -106,7 +106,7 @@ def nearest_chunk_end(words: list[Word], d: Diarization) -> list[Word]:
 
 
 def variants() -> dict[str, Variant]:
-    """The rule sets compared (diarization_utils' docstring numbers the rules): each takes
+    """The rule sets compared (speech_endpoint/attribution_rules.py numbers the rules): each takes
     the words and a diarization, returns the words with speakers (the diarizer's labels)."""
     from diarization_utils import assign_speakers
 
@@ -120,8 +120,9 @@ def variants() -> dict[str, Variant]:
         "rule 0: max overlap, full turns": variant(smooth=False),
         "rules 0 + 1 (edges)": variant(rules=("edges",)),
         "rules 0 + 2 (claims)": variant(rules=("claims",)),
-        "rules 0 + 1 + 2, no boundary margin": variant(margin=0.0),
-        "rules 0 + 1 + 2 (the endpoint's)": variant(),
+        "rules 0 + 1 + 2": variant(rules=("edges", "claims")),
+        "rules 0 + 1 + 2 + 3, no boundary margin": variant(margin=0.0),
+        "rules 0 + 1 + 2 + 3 (the endpoint's)": variant(),
     }
 
 

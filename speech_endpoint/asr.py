@@ -26,7 +26,7 @@ from speech_endpoint import attention, compat, guards, precision
 from speech_endpoint.alignment import FRAMES_PER_SECOND, CrossAttentionRecorder, recorded_rows, teacher_forced, window_words
 from speech_endpoint.confidence import TokenProbabilities
 from speech_endpoint.device import Placement
-from speech_endpoint.languages import normalize_language
+from speech_endpoint.languages import most_likely_language
 from speech_endpoint.schema import SAMPLE_RATE, Audio, SpeechActivity, Transcript, Word
 from speech_endpoint.sequential import transcribe_sequential
 from speech_endpoint.suppression import Suppression
@@ -151,7 +151,7 @@ class WhisperASR:
             features = self._features([audio.samples[s:e] for s, e in group])
             encoded = self.model.get_encoder()(features)
             if language is None and self.multilingual:
-                language = self._detect_language(encoded)
+                language = self._detect_language(encoded, [e - s for s, e in group])
             token_lists, attention, probabilities = self._generate(features, encoded, language, options)
             if attention is None and any(token_lists):
                 prefix = self._prompt_ids(options.prompt) + self._prefix(language, options.task)
@@ -170,14 +170,23 @@ class WhisperASR:
             pieces, sampling_rate=SAMPLE_RATE, return_tensors="pt"
         ).input_features.to(self.device, self.dtype)
 
-    def _detect_language(self, encoded) -> str | None:
-        """The language of the first window, used for all (as OpenAI's long-form does)."""
+    def _detect_language(self, encoded, lengths: list[int]) -> str | None:
+        """The language of the first batch of windows, weighted by their length (one
+        decoder step each). OpenAI's long-form looks at the first window only, and a short
+        or noisy one then decides for the whole request: on the conversation corpus a 3 s
+        opening read as Finnish (0.46, English 0.36) and every later window came out
+        Finnish; over its three windows English has 0.73."""
         from transformers.modeling_outputs import BaseModelOutput
 
-        first = BaseModelOutput(last_hidden_state=encoded.last_hidden_state[:1])
-        ids = self.model.detect_language(encoder_outputs=first)
-        token = self.tokenizer.convert_ids_to_tokens(int(ids[0]))
-        return normalize_language(token)
+        lang_to_id = self.model.generation_config.lang_to_id
+        tokens = list(lang_to_id)
+        hidden = encoded.last_hidden_state
+        start = torch.full((hidden.shape[0], 1), self.model.generation_config.decoder_start_token_id,
+                           device=hidden.device)
+        logits = self.model(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), decoder_input_ids=start,
+                            use_cache=False).logits[:, -1]
+        scores = logits[:, [lang_to_id[t] for t in tokens]].float()
+        return most_likely_language(tokens, torch.softmax(scores, dim=-1).cpu().numpy(), lengths)
 
     def _generate(self, features, encoded, language: str | None,
                   options: DecodeOptions) -> tuple[list[list[int]], list[torch.Tensor] | None, list | None]:

@@ -51,6 +51,16 @@ class Coverage:
         i = bisect_right(self.starts, t) - 1
         return (self.starts[i], self.ends[i]) if i >= 0 and self.ends[i] >= t else None
 
+    def nearest(self, start: float, end: float) -> tuple[float, float] | None:
+        """The merged interval nearest to [start, end] (the earlier one on a tie)."""
+        i = bisect_right(self.starts, end) - 1
+        candidates = [k for k in (i, i + 1) if 0 <= k < len(self.starts)]
+        if not candidates:
+            return None
+        gap = lambda k: max(0.0, self.starts[k] - end, start - self.ends[k])  # noqa: E731
+        k = min(candidates, key=lambda k: (gap(k), k))
+        return self.starts[k], self.ends[k]
+
     def distance(self, start: float, end: float) -> float:
         """Seconds between [start, end] and the nearest interval (0 when they touch)."""
         i = bisect_right(self.starts, end) - 1  # last interval starting at or before `end`

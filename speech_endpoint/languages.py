@@ -1,7 +1,10 @@
 """Whisper language names and codes ("en", "english", "English", "<|en|>" -> "en")."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
+
+import numpy as np
 
 
 @lru_cache(maxsize=1)
@@ -26,3 +29,12 @@ def language_name(code: str) -> str | None:
     from transformers.models.whisper.tokenization_whisper import LANGUAGES
 
     return LANGUAGES.get(code.strip().lower()) if code else None
+
+
+def most_likely_language(tokens: Sequence[str], probabilities: np.ndarray, weights: Sequence[float]) -> str | None:
+    """The language whose probability, averaged over windows (rows of `probabilities`,
+    columns in the order of `tokens`, e.g. "<|en|>") with `weights`, is highest."""
+    w = np.asarray(weights, dtype=np.float64)
+    w = w / w.sum() if w.sum() > 0 else np.full(len(w), 1.0 / len(w))
+    mean = (np.asarray(probabilities, dtype=np.float64) * w[:, None]).sum(axis=0)
+    return normalize_language(tokens[int(np.argmax(mean))])

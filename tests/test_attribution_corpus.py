@@ -1,6 +1,6 @@
-"""The word-to-speaker merge on the conversation corpus (seed 1, not the seed the rules
-were tuned on): Whisper base's real words (tests/data/corpus), the reference turns exact
-and with every boundary moved by up to 0.25 s. Fast: no model runs."""
+"""The word-to-speaker merge on the conversation corpus (seed 3, held out: the rules were
+tuned on seeds 0, 1, 4 and 5): Whisper base's real words (tests/data/corpus), the
+reference turns exact and with every boundary moved by up to 0.25 s. Fast: no model runs."""
 import json
 from pathlib import Path
 
@@ -29,7 +29,7 @@ def diarization(item: Item, duration: float, seed: int | None) -> Diarization:
     return Diarization(exclusive=exclusive_turns(full), full=full)
 
 
-ENDPOINT = variants()["rules 0 + 1 + 2 (the endpoint's)"]
+ENDPOINT = variants()["rules 0 + 1 + 2 + 3 (the endpoint's)"]
 
 
 def test_the_corpus_is_here_and_covers_the_hard_cases():
@@ -47,11 +47,11 @@ def test_exact_turns_cost_at_most_one_point_of_cpwer(uri):
 
 @pytest.mark.parametrize("uri", URIS)
 def test_turns_off_by_a_quarter_second(uri):
-    """Measured worst seed on this held-out seed: 0.031 (oneword_glued_s1); the issue's
-    target of 0.02 holds on the tuning seed only, so this pins the measured level."""
+    """Measured worst seed on this held-out seed: 0.027 (fast_alternation_s3); the issue's
+    target of 0.02 holds on 75 of the 76 tuning conversations, so this pins the measured level."""
     item, words, duration = conversation(uri)
     gaps = [cp_minus_wer(item, ENDPOINT(words, diarization(item, duration, seed))) for seed in SEEDS]
-    assert max(gaps) <= 0.035 and sum(gaps) / len(gaps) <= 0.02, gaps
+    assert max(gaps) <= 0.03 and sum(gaps) / len(gaps) <= 0.02, gaps
 
 
 def test_the_rules_beat_plain_overlap_and_the_old_reference():
@@ -59,12 +59,12 @@ def test_the_rules_beat_plain_overlap_and_the_old_reference():
     exclusive turns and the old chunk-level attribution, exact and jittered."""
     rules = variants()
     totals = {name: 0.0 for name in ("nearest chunk end (old reference)", "max overlap, exclusive turns",
-                                     "rules 0 + 1 + 2 (the endpoint's)")}
+                                     "rules 0 + 1 + 2 + 3 (the endpoint's)")}
     for uri in URIS:
         item, words, duration = conversation(uri)
         for seed in (None, 0, 1):
             d = diarization(item, duration, seed)
             for name in totals:
                 totals[name] += cp_minus_wer(item, rules[name](words, d))
-    endpoint = totals["rules 0 + 1 + 2 (the endpoint's)"]
+    endpoint = totals["rules 0 + 1 + 2 + 3 (the endpoint's)"]
     assert endpoint < totals["max overlap, exclusive turns"] / 3 and endpoint < totals["nearest chunk end (old reference)"] / 10

@@ -146,6 +146,29 @@ def test_a_one_word_reply_glued_to_the_next_sentence_keeps_its_speaker():
     assert speakers(assign_speakers(words, turns)) == ["B"] * 4 + ["A"] + ["B"] * 4 + ["A"]
 
 
+def test_the_word_after_a_glued_reply_follows_a_handover_inside_it():
+    """Whisper writes "Right, and I can see it." for A's "Right." and B's sentence, and the
+    turns overlap in "and": the hand-over goes to the comma, not through the sentence (rule 3)."""
+    words = words_from("It shipped last week.") + words_from("Right, and I can see it.", start=1.8)
+    words += words_from("Thanks.", start=4.2)
+    # A's reply turn ends 0.2 s late, inside "and" (2.1-2.4); B's turn starts 0.15 s early
+    turns = [Turn(0.0, 1.5, "B"), Turn(1.85, 2.3, "A"), Turn(2.25, 4.0, "B"), Turn(4.1, 4.6, "A")]
+    assert speakers(assign_speakers(words, turns, rules=("edges", "claims")))[5] == "A"  # the problem
+    assert speakers(assign_speakers(words, turns)) == ["B"] * 4 + ["A"] + ["B"] * 5 + ["A"]
+    # a word the reply's turn covers with the next turn further than `margin` stays with it
+    later = [Turn(0.0, 1.5, "B"), Turn(1.85, 2.75, "A"), Turn(2.75, 4.0, "B"), Turn(4.1, 4.6, "A")]
+    assert speakers(assign_speakers(words, later))[4:6] == ["A", "A"]
+
+
+def test_a_sentence_edge_goes_back_only_to_the_turn_next_to_it():
+    """B's "I'm on it" runs into A's "which one?" without a full stop. The trailing words
+    lie near B's next turn, not the one the sentence is in: they stay A's (rule 1)."""
+    words = words_from("Can you check?") + words_from("I'm on it", start=1.0, step=0.2)
+    words += [Word(" which", 1.7, 2.0), Word(" one?", 2.15, 2.5)] + words_from("The second one.", start=2.75)
+    turns = [Turn(0.0, 0.9, "A"), Turn(1.0, 1.6, "B"), Turn(1.9, 2.6, "A"), Turn(2.7, 3.8, "B")]
+    assert speakers(assign_speakers(words, turns)) == ["A"] * 3 + ["B"] * 3 + ["A"] * 2 + ["B"] * 3
+
+
 def test_genuine_one_word_reply_keeps_its_speaker():
     words = words_from("Did you eat?") + words_from("Yes.", start=1.1) + words_from("Good.", start=1.6)
     turns = [Turn(0.0, 0.9, "A"), Turn(1.1, 1.4, "B"), Turn(1.6, 1.9, "A")]

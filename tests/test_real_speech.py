@@ -10,9 +10,11 @@ from __future__ import annotations
 import base64
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import handler_with
+from support.audio_factory import wav_bytes
 from evaluation import scoring
 
 
@@ -109,3 +111,21 @@ def test_word_confidence_falls_when_the_audio_is_corrupted(handler, dialogue_dir
         return sum(probabilities) / len(probabilities)
 
     assert mean(noisy) < mean(dialogue_raw) - 0.05, (mean(noisy), mean(dialogue_raw))
+
+
+def test_a_short_opening_in_another_language_does_not_set_the_language(handler, dialogue_dir):
+    """3 s of Finnish, 28 s of silence, then 25 s of the English dialogue: two windows. The first
+    alone reads as Finnish; weighted by length the request is English, and so is the text."""
+    from support.make_speech_clip import espeak
+    from support.tools import require
+    from speech_endpoint.audio import decode
+
+    require("espeak-ng")
+    finnish = espeak("fi", "Hyvää huomenta kaikille, tervetuloa.")
+    english = decode((dialogue_dir / "dialogue.wav").read_bytes()).samples[:int(25.4 * 16000)]
+    samples = np.concatenate([finnish, np.zeros(28 * 16000, np.float32), english])
+    out = handler({"inputs": wav_bytes(samples, 16000), "parameters": {}})
+    assert out["metadata"]["language"] == "en"
+    kept = " ".join(row[3] for row in scoring.read_stm(dialogue_dir / "dialogue.stm") if row[2] <= 25.4)
+    english_words = " ".join(w["word"] for w in out["words"] if w["start"] >= len(finnish) / 16000 + 4)
+    assert scoring.wer(kept, english_words) <= 0.15, out["text"]
