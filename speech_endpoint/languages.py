@@ -1,4 +1,5 @@
-"""Whisper language names and codes ("en", "english", "English", "<|en|>" -> "en")."""
+"""Whisper language names and codes ("en", "english", "English", "<|en|>" -> "en"), and the
+request's language from several windows' language probabilities."""
 from __future__ import annotations
 
 from collections.abc import Sequence
