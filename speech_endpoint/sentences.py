@@ -176,6 +176,38 @@ def segments_from_words(
             for (text, _), (start, end) in zip(kept, monotonic(spans, floor=floor, ceiling=duration))]
 
 
+REDECODE_S = 1.0  # a word starting this much before the previous one: a window decoded again
+END_SLIVER_S = 0.04  # no word starts this close to the end of the audio
+
+
+def _chunk_start(chunk: object) -> float | None:
+    stamp = chunk.get("timestamp") if isinstance(chunk, dict) else None
+    return _finite(stamp[0]) if isinstance(stamp, (tuple, list)) and stamp else None
+
+
+def decoded_once(chunks: Sequence[dict], *, duration: float) -> list[dict]:
+    """The pipeline's word chunks without what its long-form decoding read twice or out of
+    nothing. When a 30 s window's last segment is incomplete, decoding resumes at that
+    segment's start and transformers 5 keeps both readings: where the start times jump
+    back by more than `REDECODE_S`, the later reading replaces the earlier words from that
+    time on (as in OpenAI's algorithm). The sliver of audio after the last segment is
+    decoded too, and transformers 4.51 fills it with a loop ("I don't know." 50 times in
+    the last 20 ms of the 30.0 s telephone sample): words starting within `END_SLIVER_S`
+    of the end go."""
+    total = _finite(duration)
+    kept: list[tuple[float | None, dict]] = []
+    for chunk in chunks:
+        start = _chunk_start(chunk)
+        if start is not None and total is not None and start >= total - END_SLIVER_S:
+            continue
+        last = next((s for s, _ in reversed(kept) if s is not None), None)
+        if start is not None and last is not None and start < last - REDECODE_S:
+            cut = next(i for i, (s, _) in enumerate(kept) if s is not None and s >= start)
+            kept = kept[:cut]
+        kept.append((start, chunk))
+    return [chunk for _, chunk in kept]
+
+
 def words_from_chunks(chunks: Sequence[dict], *, duration: float) -> list[Word]:
     """Word records from the pipeline's word-level chunks
     (`{"text": " Hello", "timestamp": (start, end)}`).

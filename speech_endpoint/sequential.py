@@ -1,7 +1,8 @@
 """OpenAI's sequential long-form decoding (`chunk_length_s` = 0), through the transformers
 ASR pipeline: timestamp tokens, each 30 s window starting where the last segment ended,
 word times from the pipeline. Model I/O only; the word records are repaired in
-`speech_endpoint.sentences.words_from_chunks`.
+`speech_endpoint.sentences` (`decoded_once`: no word read twice or from the final sliver;
+`words_from_chunks`: times).
 
 Word probabilities come from the scores of that same decoding (a `TokenProbabilities`
 processor): the tokens of each window's run are split into words as the windowed
@@ -20,7 +21,7 @@ from speech_endpoint import compat
 from speech_endpoint.alignment import split_words
 from speech_endpoint.confidence import TokenProbabilities, word_probability
 from speech_endpoint.schema import Audio, Transcript, Word
-from speech_endpoint.sentences import words_from_chunks
+from speech_endpoint.sentences import decoded_once, join_words, words_from_chunks
 
 
 def transcribe_sequential(pipe, audio: Audio, generate_kwargs: dict[str, Any], tokenizer, eot: int,
@@ -30,10 +31,13 @@ def transcribe_sequential(pipe, audio: Audio, generate_kwargs: dict[str, Any], t
     with compat.quiet_asr_pipeline():
         out = pipe(inputs, return_timestamps="word", batch_size=1,
                    generate_kwargs={**generate_kwargs, "logits_processor": LogitsProcessorList([recorder])})
-    words = words_from_chunks(out.get("chunks") or [], duration=audio.duration)
+    chunks = out.get("chunks") or []
+    once = decoded_once(chunks, duration=audio.duration)
+    words = words_from_chunks(once, duration=audio.duration)
+    text = (out.get("text") or "").strip() if len(once) == len(chunks) else join_words(words)
     scored = [word for run in range(len(recorder.runs)) for segment in recorder.segments(0, run)
               for word in _scored_words(tokenizer, segment, language)]
-    return Transcript((out.get("text") or "").strip(), _with_probabilities(words, scored), language)
+    return Transcript(text, _with_probabilities(words, scored), language)
 
 
 def _scored_words(tokenizer, tokens: list[tuple[int, float]], language: str | None) -> list[tuple[str, float]]:

@@ -13,6 +13,7 @@ from speech_endpoint.sentences import (
     segments_from_words,
     sentence_ranges,
     words_from_chunks,
+    decoded_once,
 )
 
 
@@ -136,6 +137,27 @@ def test_words_from_chunks_backwards_and_out_of_range():
     assert [(w.start, w.end) for w in words] == [
         (0.0, 0.3), (29.8, 30.1), (29.8, 29.9), (31.0, 32.0), (32.0, 32.0), (32.0, 32.0)
     ]
+
+
+def test_a_window_decoded_again_keeps_only_its_later_reading():
+    """OpenAI's long-form resumes at an incomplete last segment; transformers 5 keeps both
+    readings of it. The later one replaces the earlier words from its start on."""
+    first = [(" Well,", 21.8, 22.2), (" there's", 22.2, 22.5), (" not", 22.5, 22.7), (" much.", 22.7, 23.0),
+             (" Oh", 29.6, 29.98)]
+    again = [(" There's", 22.0, 22.7), (" not", 22.7, 22.8), (" much", 22.8, 23.3)]
+    chunks = [{"text": t, "timestamp": (a, b)} for t, a, b in first + again]
+    assert [c["text"] for c in decoded_once(chunks, duration=30.0)] == [" Well,", " There's", " not", " much"]
+    # a seam's small step back is not a second reading
+    seam = [{"text": " b", "timestamp": (29.8, 30.1)}, {"text": " c", "timestamp": (29.6, 29.9)}]
+    assert decoded_once(seam, duration=32.0) == seam
+
+
+def test_nothing_is_read_from_the_last_sliver_of_audio():
+    """transformers 4.51 decodes the 20 ms after the last segment into a loop."""
+    chunks = [{"text": " now.", "timestamp": (29.6, 29.98)}]
+    chunks += [{"text": t, "timestamp": (29.98, 29.98)} for t in (" I", " don't", " know.") * 20]
+    assert decoded_once(chunks, duration=30.0) == chunks[:1]
+    assert decoded_once([{"text": " a", "timestamp": (None, None)}], duration=1.0) == [{"text": " a", "timestamp": (None, None)}]
 
 
 # ---- properties -------------------------------------------------------------------------
