@@ -33,9 +33,8 @@ after the rules were fixed (docs/benchmarks.md).
    moves to the mark. This is "Right, [and] I can see", with the reply's turn running
    late into "and". With the rule 1 fix it takes seeds 0, 1, 4, 5 from 0.015 / 0.036 to
    0.015 / 0.021, and held out from 0.016 / 0.047 to 0.016 / 0.032 (seeds 6-8: the same
-   worst, 0.050, and a slightly lower mean). The remaining exact
-   0.015 is a Whisper timing error: a closing "Okay." placed 1 s early, inside the other
-   speaker's turn.
+   worst, 0.050, and a slightly lower mean). The remaining exact 0.015 is a Whisper
+   timing error: a closing "Okay." placed 1 s early, inside the other speaker's turn.
 Dropped as they did not pay: filling 1-2 word islands inside a sentence (no change), and
 claiming only whole short sentences (rule 2 does it and more).
 
@@ -46,7 +45,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from speech_endpoint.coverage import Coverage
+from speech_endpoint.coverage import Coverage, gap
 from speech_endpoint.schema import Turn, Word
 from speech_endpoint.sentences import is_clause_end, is_sentence_end, sentence_ranges
 
@@ -103,8 +102,9 @@ def _fix_edges(
     firm: list[bool],
 ) -> None:
     """Rule 1: the leading and trailing runs of words not of the sentence's main speaker
-    M go back to M when every word of the run lies within `tolerance` of M's turns. A
-    run reaching further is a genuine change of speaker (missing punctuation) and stays."""
+    M go back to M when every word of the run is not firm and lies within `tolerance` of
+    M's turn next to the run. A run reaching further is a genuine change of speaker
+    (missing punctuation) and stays."""
     main = _main_speaker(labels, spans, sentence, cover)
     if main is None:
         return
@@ -117,10 +117,10 @@ def _fix_edges(
             run.append(i)
         if not run:
             continue
-        # the run must lie near the turn holding the sentence's main-speaker word next to
-        # it, not near a later turn of that speaker after someone else's
+        # near the turn holding the sentence's main-speaker word next to the run, not a
+        # later turn of that speaker after someone else's
         turn = cover[main].nearest(*spans[run_indices[len(run)]])
-        if turn and all(_distance(turn, *spans[i]) <= tolerance and not firm[i] for i in run):
+        if turn and all(gap(turn, *spans[i]) <= tolerance and not firm[i] for i in run):
             for i in run:
                 labels[i] = main
 
@@ -149,10 +149,6 @@ def _claim_words(labels: list[str], spans: list[tuple[float, float]], turns: lis
             inside = [min(near)[1]] if near else []
         for i in inside:
             labels[i] = turn.speaker
-
-
-def _distance(interval: tuple[float, float], start: float, end: float) -> float:
-    return max(0.0, interval[0] - end, start - interval[1])
 
 
 def _ends_clause(text: str) -> bool:

@@ -53,23 +53,23 @@ class Coverage:
 
     def nearest(self, start: float, end: float) -> tuple[float, float] | None:
         """The merged interval nearest to [start, end] (the earlier one on a tie)."""
-        i = bisect_right(self.starts, end) - 1
+        i = bisect_right(self.starts, end) - 1  # the last interval starting by `end`, or the next
         candidates = [k for k in (i, i + 1) if 0 <= k < len(self.starts)]
         if not candidates:
             return None
-        gap = lambda k: max(0.0, self.starts[k] - end, start - self.ends[k])  # noqa: E731
-        k = min(candidates, key=lambda k: (gap(k), k))
+        k = min(candidates, key=lambda k: (gap((self.starts[k], self.ends[k]), start, end), k))
         return self.starts[k], self.ends[k]
 
     def distance(self, start: float, end: float) -> float:
-        """Seconds between [start, end] and the nearest interval (0 when they touch)."""
-        i = bisect_right(self.starts, end) - 1  # last interval starting at or before `end`
-        best = math.inf
-        if i >= 0:
-            best = max(0.0, start - self.ends[i])
-        if i + 1 < len(self.starts):
-            best = min(best, self.starts[i + 1] - end)
-        return best
+        """Seconds between [start, end] and the nearest interval (0 when they touch; inf
+        without intervals)."""
+        interval = self.nearest(start, end)
+        return gap(interval, start, end) if interval else math.inf
+
+
+def gap(interval: tuple[float, float], start: float, end: float) -> float:
+    """Seconds between `interval` and [start, end] (0 when they touch or overlap)."""
+    return max(0.0, interval[0] - end, start - interval[1])
 
 
 def coverages(turns: list[Turn]) -> dict[str, Coverage]:

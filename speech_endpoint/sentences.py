@@ -180,9 +180,15 @@ REDECODE_S = 1.0  # a word starting this much before the previous one: a window 
 END_SLIVER_S = 0.04  # no word starts this close to the end of the audio
 
 
-def _chunk_start(chunk: object) -> float | None:
+def _chunk_fields(chunk: object) -> tuple[str, float | None, float | None]:
+    """A pipeline word chunk's text, start and end (None where missing or not finite)."""
     stamp = chunk.get("timestamp") if isinstance(chunk, dict) else None
-    return _finite(stamp[0]) if isinstance(stamp, (tuple, list)) and stamp else None
+    if not isinstance(stamp, (tuple, list)):
+        stamp = (None, None)
+    start = _finite(stamp[0]) if len(stamp) > 0 else None
+    end = _finite(stamp[1]) if len(stamp) > 1 else None
+    text = chunk.get("text", "") if isinstance(chunk, dict) else ""
+    return (text if isinstance(text, str) else str(text)), start, end
 
 
 def decoded_once(chunks: Sequence[dict], *, duration: float) -> list[dict]:
@@ -196,14 +202,15 @@ def decoded_once(chunks: Sequence[dict], *, duration: float) -> list[dict]:
     of the end go."""
     total = _finite(duration)
     kept: list[tuple[float | None, dict]] = []
+    last = None  # the latest kept start
     for chunk in chunks:
-        start = _chunk_start(chunk)
-        if start is not None and total is not None and start >= total - END_SLIVER_S:
-            continue
-        last = next((s for s, _ in reversed(kept) if s is not None), None)
-        if start is not None and last is not None and start < last - REDECODE_S:
-            cut = next(i for i, (s, _) in enumerate(kept) if s is not None and s >= start)
-            kept = kept[:cut]
+        _, start, _ = _chunk_fields(chunk)
+        if start is not None:
+            if total is not None and start >= total - END_SLIVER_S:
+                continue
+            if last is not None and start < last - REDECODE_S:
+                kept = kept[:next(i for i, (s, _) in enumerate(kept) if s is not None and s >= start)]
+            last = start
         kept.append((start, chunk))
     return [chunk for _, chunk in kept]
 
@@ -221,15 +228,7 @@ def words_from_chunks(chunks: Sequence[dict], *, duration: float) -> list[Word]:
     """
     total = _finite(duration)
     total = max(total, 0.0) if total is not None else 0.0
-    raw: list[tuple[str, float | None, float | None]] = []
-    for chunk in chunks:
-        stamp = chunk.get("timestamp") if isinstance(chunk, dict) else None
-        if not isinstance(stamp, (tuple, list)):
-            stamp = (None, None)
-        start = _finite(stamp[0]) if len(stamp) > 0 else None
-        end = _finite(stamp[1]) if len(stamp) > 1 else None
-        text = chunk.get("text", "") if isinstance(chunk, dict) else ""
-        raw.append((text if isinstance(text, str) else str(text), start, end))
+    raw = [_chunk_fields(chunk) for chunk in chunks]
 
     # Next known time after each word, for filling missing ends (scan from the right).
     next_known: list[float] = [total] * len(raw)
