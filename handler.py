@@ -49,6 +49,7 @@ class Request:
 
     config: InferenceConfig
     batch_size: int
+    beam_size: int
     assisted: bool | Literal["auto"]
     diarize: bool
 
@@ -122,7 +123,20 @@ class EndpointHandler:
         assisted = config.assisted if config.assisted is not None else s.default_assisted
         if assisted is True and self.asr.assistant is None:
             raise ClientError("parameter 'assisted': this endpoint has no ASSISTANT_MODEL configured")
-        return Request(config=config, batch_size=batch_size, assisted=assisted,
+        if config.chunk_length_s == 0 and (config.beam_size or 1) > 1:
+            # transformers 4.51's word timestamps fail under beam search (beam_indices' shape)
+            raise ClientError("parameter 'beam_size': sequential decoding (chunk_length_s 0) is greedy; "
+                              "use beam_size 1 or chunk_length_s above 0")
+        beam_size = 1 if config.chunk_length_s == 0 else config.beam_size or s.default_beam_size
+        if assisted is True and beam_size > 1:  # speculative decoding is greedy: what was asked beats a default
+            if config.assisted is not None and config.beam_size is not None:
+                raise ClientError("parameters 'assisted' and 'beam_size': speculative decoding is greedy, "
+                                  "so 'assisted: true' needs 'beam_size: 1'")
+            if config.assisted is not None:
+                beam_size = 1
+            else:
+                assisted = False
+        return Request(config=config, batch_size=batch_size, beam_size=beam_size, assisted=assisted,
                        diarize=self.diarizer is not None and config.diarize is not False)
 
     def decode(self, data: dict[str, Any], request: Request) -> Audio:
@@ -141,14 +155,15 @@ class EndpointHandler:
         GPU, for audio up to AUTO_ASSIST_MAX_S (one window, decoded at batch 1 anyway), and
         never on a CPU, where a trained 2-layer draft was slower at every length (README)."""
         has_assistant = self.asr.assistant is not None
-        use_assistant = has_assistant and (
+        use_assistant = has_assistant and request.beam_size == 1 and (
             request.assisted is True
             or (request.assisted == "auto" and self.placement.device != "cpu"
                 and duration <= self.settings.auto_assist_max_s))
         config = request.config
         return DecodeOptions(task=config.task, language=config.language, chunk_length_s=config.chunk_length_s,
                              batch_size=1 if use_assistant else request.batch_size,
-                             use_assistant=use_assistant, prompt=config.prompt)
+                             use_assistant=use_assistant, prompt=config.prompt,
+                             beam_size=request.beam_size)
 
     def transcribe(self, audio: Audio, activity: SpeechActivity, options: DecodeOptions,
                    progress=None) -> Transcript:
@@ -202,6 +217,7 @@ class EndpointHandler:
             "task": config.task,
             "assisted": options.use_assistant,
             "batch_size": options.batch_size,
+            "beam_size": options.beam_size,
             "chunk_length_s": options.chunk_length_s,
             "timestamp_granularity": config.timestamp_granularity,
             "diarization": request.diarize,

@@ -26,7 +26,7 @@ from speech_endpoint import attention, compat, guards, precision
 from speech_endpoint.alignment import FRAMES_PER_SECOND, CrossAttentionRecorder, recorded_rows, teacher_forced, window_words
 from speech_endpoint.confidence import TokenProbabilities
 from speech_endpoint.device import Placement
-from speech_endpoint.languages import most_likely_language
+from speech_endpoint.language_detection import detect_language
 from speech_endpoint.schema import SAMPLE_RATE, Audio, SpeechActivity, Transcript, Word
 from speech_endpoint.sequential import transcribe_sequential
 from speech_endpoint.suppression import Suppression
@@ -35,9 +35,6 @@ from speech_endpoint.windows import speech_windows
 log = logging.getLogger(__name__)
 SAMPLES_PER_FRAME = SAMPLE_RATE // FRAMES_PER_SECOND  # audio samples per encoder frame (20 ms)
 MIN_WINDOW_S = 1.0
-# A first window this short, or this unsure of its language, does not decide it alone.
-SHORT_WINDOW_S = 15.0
-SURE_LANGUAGE = 0.5  # faster-whisper's language_detection_threshold
 # speculative decoding's settings, read from the assistant's generation_config.json
 ASSISTANT_SETTINGS = ("num_assistant_tokens", "num_assistant_tokens_schedule", "assistant_confidence_threshold")
 
@@ -52,6 +49,7 @@ class DecodeOptions:
     batch_size: int = 24
     use_assistant: bool = False
     prompt: str | None = None
+    beam_size: int = 1
 
 
 class WhisperASR:
@@ -154,7 +152,7 @@ class WhisperASR:
             features = self._features([audio.samples[s:e] for s, e in group])
             encoded = self.model.get_encoder()(features)
             if language is None and self.multilingual:
-                language = self._detect_language(encoded, [e - s for s, e in group])
+                language = detect_language(self.model, encoded.last_hidden_state, [e - s for s, e in group])
             token_lists, attention, probabilities = self._generate(features, encoded, language, options)
             if attention is None and any(token_lists):
                 prefix = self._prompt_ids(options.prompt) + self._prefix(language, options.task)
@@ -173,43 +171,24 @@ class WhisperASR:
             pieces, sampling_rate=SAMPLE_RATE, return_tensors="pt"
         ).input_features.to(self.device, self.dtype)
 
-    def _detect_language(self, encoded, lengths: list[int]) -> str | None:
-        """The first window's language (as OpenAI's long-form), unless that window is short
-        or unsure: then the first batch's, weighted by length. On the corpus a 3 s opening
-        read as Finnish (0.46) and made every window Finnish; over three windows English
-        has 0.73. A window costs a decoder step (~40 ms, base, 1 CPU thread)."""
-        tokens = list(self.model.generation_config.lang_to_id)
-        probs = self._language_probabilities(encoded.last_hidden_state[:1], tokens)
-        if len(lengths) > 1 and (lengths[0] < SHORT_WINDOW_S * SAMPLE_RATE or probs.max() < SURE_LANGUAGE):
-            probs = np.concatenate([probs, self._language_probabilities(encoded.last_hidden_state[1:], tokens)])
-        return most_likely_language(tokens, probs, lengths[:len(probs)])
-
-    def _language_probabilities(self, hidden: torch.Tensor, tokens: list[str]) -> np.ndarray:
-        """Per window, the probabilities of the language `tokens` at the first step."""
-        from transformers.modeling_outputs import BaseModelOutput
-
-        config = self.model.generation_config
-        start = torch.full((hidden.shape[0], 1), config.decoder_start_token_id, device=hidden.device)
-        logits = self.model(encoder_outputs=BaseModelOutput(last_hidden_state=hidden), decoder_input_ids=start,
-                            use_cache=False).logits[:, -1]
-        scores = logits[:, [config.lang_to_id[t] for t in tokens]].float()
-        return torch.softmax(scores, dim=-1).cpu().numpy()
-
     def _generate(self, features, encoded, language: str | None,
                   options: DecodeOptions) -> tuple[list[list[int]], list[torch.Tensor] | None, list | None]:
         """Text tokens per window, and their alignment-head attention and probabilities
         when they could be recorded during generation (None: compute them afterwards)."""
         kwargs = {"return_timestamps": False, **self.generate_kwargs(options, language)}
-        if options.use_assistant:
-            for key, value in self.assistant_settings.items():
-                setattr(self.assistant.generation_config, key, value)
-            if self.assistant.config.is_encoder_decoder:
-                kwargs["input_features"] = features  # a full assistant runs its own encoder
-            out = self.model.generate(encoder_outputs=encoded, **kwargs,
-                                      logits_processor=LogitsProcessorList([self.suppression.processor(at_begin=False)]))
+        if options.use_assistant or options.beam_size > 1:
+            # Nothing is recorded (computed afterwards): speculative decoding runs rejected
+            # draft tokens through the model, and beam search reorders its rows.
+            if options.use_assistant:
+                for key, value in self.assistant_settings.items():
+                    setattr(self.assistant.generation_config, key, value)
+                if self.assistant.config.is_encoder_decoder:
+                    kwargs["input_features"] = features  # a full assistant runs its own encoder
+            # generate() repeats the encoder output per beam in place: it gets a copy
+            out = self.model.generate(encoder_outputs=type(encoded)(last_hidden_state=encoded.last_hidden_state),
+                                      **kwargs, logits_processor=LogitsProcessorList(
+                                          [self.suppression.processor(at_begin=not options.use_assistant)]))
             return [self._text_tokens(row.tolist()) for row in _sequences(out)], None, None
-        # Speculative decoding runs rejected draft tokens through the model: nothing is
-        # recorded then; otherwise the encoder output is reused and decoding is watched.
         probabilities = TokenProbabilities(self.eot)
         with CrossAttentionRecorder(self.model) as recorder:
             out = self.model.generate(encoder_outputs=encoded, **kwargs,
@@ -227,7 +206,8 @@ class WhisperASR:
         models), the spelling prompt, and the assistant."""
         # At most half the decoder's context per window, as OpenAI's decoding: a window that
         # loops (music, noise) stops there instead of running past the position table.
-        kwargs: dict[str, Any] = {**compat.greedy_generate_kwargs(), **compat.new_tokens_kwargs(self.max_new_tokens)}
+        kwargs: dict[str, Any] = {**compat.greedy_generate_kwargs(), **compat.new_tokens_kwargs(self.max_new_tokens),
+                                  "num_beams": options.beam_size}
         if self.multilingual:
             kwargs["task"] = options.task
             if language:

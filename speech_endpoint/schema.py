@@ -150,6 +150,7 @@ class MetadataJSON(TypedDict):
     task: str
     assisted: bool
     batch_size: int
+    beam_size: int  # 1: greedy
     chunk_length_s: float
     timestamp_granularity: str
     diarization: bool

@@ -30,6 +30,21 @@ def test_language_codes_and_names(value, code):
     assert InferenceConfig.from_parameters({"language": value}).language == code
 
 
+def test_beam_size_defaults_to_the_endpoint_and_accepts_strings():
+    assert InferenceConfig.from_parameters({}).beam_size is None
+    assert InferenceConfig.from_parameters({"beam_size": "5"}).beam_size == 5
+
+
+def test_default_assisted_and_default_beams_contradict(monkeypatch):
+    monkeypatch.setenv("ASR_MODEL", "m")
+    monkeypatch.setenv("DEFAULT_ASSISTED", "true")
+    monkeypatch.setenv("DEFAULT_BEAM_SIZE", "5")
+    with pytest.raises(ConfigurationError, match="DEFAULT_BEAM_SIZE"):
+        ModelSettings.from_env()
+    monkeypatch.setenv("DEFAULT_ASSISTED", "auto")
+    assert ModelSettings.from_env().default_beam_size == 5
+
+
 def test_assisted_accepts_auto():
     assert InferenceConfig.from_parameters({"assisted": "auto"}).assisted == "auto"
 
@@ -53,6 +68,8 @@ def test_assisted_accepts_auto():
     ({"output_formats": ["pdf"]}, "output_formats"),
     ({"input_format": "mp5"}, "input_format"),
     ({"prompt": "x" * 1001}, "prompt"),
+    ({"beam_size": 0}, "beam_size"),
+    ({"beam_size": 11}, "beam_size"),
 ])
 def test_each_invalid_parameter_is_refused_by_name(params, field):
     with pytest.raises(ClientError) as err:

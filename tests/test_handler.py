@@ -111,6 +111,24 @@ def test_every_word_has_a_probability(handler, params):
     assert all(0.0 <= w["probability"] <= 1.0 for w in out["words"]), out["words"]
 
 
+def test_beam_search_gives_timed_words_with_probabilities(handler):
+    audio = wav_bytes(speech(12.0), 16000)
+    out = handler({"inputs": audio, "parameters": {"diarize": False, "beam_size": 3, "batch_size": 2}})
+    check_contract(out, 12.0)
+    assert out["metadata"]["beam_size"] == 3 and out["metadata"]["assisted"] is False
+    assert out["words"] and all(0.0 <= w["probability"] <= 1.0 for w in out["words"])
+    # the same request again: generate() must not have changed the request's encoder output
+    again = handler({"inputs": audio, "parameters": {"diarize": False, "beam_size": 3, "batch_size": 2}})
+    assert again["text"] == out["text"] and again["words"] == out["words"]
+
+
+def test_beam_search_and_the_assistant_are_not_asked_for_together(handler):
+    for params in ({"assisted": True, "beam_size": 2}, {"chunk_length_s": 0, "beam_size": 2}):
+        with pytest.raises(ClientError, match="'beam_size'"):
+            handler({"inputs": SPEECHY, "parameters": params})
+    assert handler({"inputs": SPEECHY, "parameters": {"diarize": False}})["metadata"]["beam_size"] == 1
+
+
 def test_assisted_with_default_batch_size_runs_at_batch_one_and_says_so(handler):
     out = handler({"inputs": SPEECHY, "parameters": {"assisted": "true", "diarize": False}})
     assert out["metadata"]["batch_size"] == 1 and out["metadata"]["notes"]
@@ -200,3 +218,18 @@ def test_device_setting(make_handler, tiny_models):
     handler = make_handler(ASR_MODEL=tiny_models.whisper, DEVICE="auto", WARMUP="false")
     meta = handler({"inputs": SPEECHY, "parameters": {}})["metadata"]
     assert meta["device"] == "cpu" and meta["dtype"].startswith("float32")
+
+
+def test_what_a_request_asks_for_beats_the_endpoints_decoding_default(make_handler, tiny_models, monkeypatch):
+    params = {"diarize": False, "batch_size": 1, "language": "en"}
+    beams = make_handler(ASR_MODEL=str(tiny_models.whisper), ASSISTANT_MODEL=str(tiny_models.assistant),
+                         DEFAULT_BEAM_SIZE="3", WARMUP="false")
+    meta = beams({"inputs": SPEECHY, "parameters": params})["metadata"]
+    assert (meta["beam_size"], meta["assisted"]) == (3, False)
+    meta = beams({"inputs": SPEECHY, "parameters": {**params, "assisted": True}})["metadata"]
+    assert (meta["beam_size"], meta["assisted"]) == (1, True)
+    monkeypatch.delenv("DEFAULT_BEAM_SIZE")
+    assisting = make_handler(ASR_MODEL=str(tiny_models.whisper), ASSISTANT_MODEL=str(tiny_models.assistant),
+                             DEFAULT_ASSISTED="true", WARMUP="false")
+    meta = assisting({"inputs": SPEECHY, "parameters": {**params, "beam_size": 2}})["metadata"]
+    assert (meta["beam_size"], meta["assisted"]) == (2, False)

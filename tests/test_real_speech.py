@@ -90,9 +90,7 @@ def test_bfloat16_on_the_cpu_keeps_the_words(real_whisper_dir, dialogue_dir, dia
     assert scoring.wer(reference, fast["text"]) <= scoring.wer(reference, dialogue_raw["text"]) + 0.005
 
 
-def test_word_confidence_falls_when_the_audio_is_corrupted(handler, dialogue_dir, dialogue_raw):
-    """Every word has a probability in [0, 1]; under heavy noise (pink, 0 dB SNR) the mean
-    over the words falls."""
+def _under_pink_noise(dialogue_dir: Path, snr_db: float, seconds: float | None = None) -> bytes:
     import io
 
     import soundfile as sf
@@ -102,8 +100,15 @@ def test_word_confidence_falls_when_the_audio_is_corrupted(handler, dialogue_dir
 
     samples = decode((dialogue_dir / "dialogue.wav").read_bytes()).samples
     buffer = io.BytesIO()
-    sf.write(buffer, with_pink_noise(samples, 0.0), 16000, format="WAV", subtype="FLOAT")
-    noisy = handler({"inputs": buffer.getvalue()})
+    sf.write(buffer, with_pink_noise(samples[:int((seconds or 1e9) * 16000)], snr_db), 16000, format="WAV",
+             subtype="FLOAT")
+    return buffer.getvalue()
+
+
+def test_word_confidence_falls_when_the_audio_is_corrupted(handler, dialogue_dir, dialogue_raw):
+    """Every word has a probability in [0, 1]; under heavy noise (pink, 0 dB SNR) the mean
+    over the words falls."""
+    noisy = handler({"inputs": _under_pink_noise(dialogue_dir, 0.0)})
 
     def mean(out):
         probabilities = [w["probability"] for w in out["words"]]
@@ -111,6 +116,21 @@ def test_word_confidence_falls_when_the_audio_is_corrupted(handler, dialogue_dir
         return sum(probabilities) / len(probabilities)
 
     assert mean(noisy) < mean(dialogue_raw) - 0.05, (mean(noisy), mean(dialogue_raw))
+
+
+def test_beam_search_reads_noisy_speech_better_than_greedy(handler, dialogue_dir):
+    """The dialogue's first 30 s under pink noise at 0 dB SNR: 5 beams (faster-whisper's
+    default) make fewer errors than greedy decoding (measured 71% against 88%; over the
+    whole minute 55% against 63%), and their words are timed like greedy ones."""
+    cut = 30.0
+    reference = " ".join(row[3] for row in scoring.read_stm(dialogue_dir / "dialogue.stm") if row[2] <= cut)
+    noisy = _under_pink_noise(dialogue_dir, 0.0, cut)
+    greedy = handler({"inputs": noisy})
+    beams = handler({"inputs": noisy, "parameters": {"beam_size": 5}})
+    assert beams["metadata"]["beam_size"] == 5
+    _check_contract(beams)
+    assert beams["words"][-1]["end"] <= cut
+    assert scoring.wer(reference, beams["text"]) <= scoring.wer(reference, greedy["text"]) - 0.05, beams["text"]
 
 
 def test_a_short_opening_in_another_language_does_not_set_the_language(handler, dialogue_dir):
