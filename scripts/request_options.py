@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from typing import Any
 
 # flag value -> parameter of the same name (None: not given)
-VALUE_FLAGS = ("language", "task", "num_speakers", "min_speakers", "max_speakers", "batch_size")
+VALUE_FLAGS = ("language", "task", "num_speakers", "min_speakers", "max_speakers", "batch_size", "beam_size")
 
 
 def add_request_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
@@ -20,6 +20,7 @@ def add_request_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGr
     parser.add_argument("--no-diarization", action="store_true", help="send diarize: false")
     parser.add_argument("--assisted", action="store_true", help="use the assistant model (speculative decoding)")
     parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--beam-size", type=int, help="beam search (fewer errors in noise, 2-3x slower on a CPU)")
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                         help="any other parameter; VALUE is parsed as JSON when it can be")
 

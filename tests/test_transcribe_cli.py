@@ -55,9 +55,9 @@ def test_writes_json_srt_and_vtt_that_parse(fast_models, tmp_path):
 def test_request_parameters():
     parser = tr.build_parser()
     args = parser.parse_args(["a.wav", "--language", "de", "--task", "translate", "--num-speakers", "2",
-                              "--no-diarization", "--assisted", "--batch-size", "4"])
+                              "--no-diarization", "--assisted", "--batch-size", "4", "--beam-size", "3"])
     assert tr.request_parameters(args, ["json", "srt", "vtt"]) == {
-        "language": "de", "task": "translate", "num_speakers": 2, "batch_size": 4, "diarize": False,
+        "language": "de", "task": "translate", "num_speakers": 2, "batch_size": 4, "beam_size": 3, "diarize": False,
         "assisted": True, "output_formats": ["srt", "vtt"]}
     assert tr.request_parameters(parser.parse_args(["a.wav"]), ["json"]) == {}
     assert tr.outputs_for(Path("/x/talk.flac"), None, ["json", "vtt"]) == {
