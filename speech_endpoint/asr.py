@@ -144,7 +144,9 @@ class WhisperASR:
         if not spans:
             return Transcript("", [], options.language)
         language = options.language
-        batch = 1 if options.use_assistant else options.batch_size
+        # Each beam holds its own copy of the window's cross-attention keys and values
+        # (large-v3: ~250 MB in float16), so `batch_size` counts beams: memory as greedy's.
+        batch = 1 if options.use_assistant else max(1, options.batch_size // options.beam_size)
         words: list[Word] = []
         texts: list[str] = []
         for first in range(0, len(spans), batch):

@@ -122,6 +122,18 @@ def test_beam_search_gives_timed_words_with_probabilities(handler):
     assert again["text"] == out["text"] and again["words"] == out["words"]
 
 
+def test_with_beams_batch_size_counts_sequences(handler):
+    """Each beam keeps its own cross-attention cache: 4 sequences at beam 2 are 2 windows."""
+    sizes = []
+    hook = handler.asr.model.get_encoder().register_forward_hook(lambda m, args, out: sizes.append(args[0].shape[0]))
+    try:
+        out = handler({"inputs": wav_bytes(speech(12.0), 16000),
+                       "parameters": {"diarize": False, "beam_size": 2, "batch_size": 4, "chunk_length_s": 2}})
+    finally:
+        hook.remove()
+    assert out["words"] and sizes and max(sizes) == 2, sizes
+
+
 def test_beam_search_and_the_assistant_are_not_asked_for_together(handler):
     for params in ({"assisted": True, "beam_size": 2}, {"chunk_length_s": 0, "beam_size": 2}):
         with pytest.raises(ClientError, match="'beam_size'"):
