@@ -1,13 +1,13 @@
 """Whisper (and an optional speculative-decoding assistant) behind one `transcribe` call.
 
-Two decoding strategies, both greedy:
+Two decoding strategies:
 - windows (default, `chunk_length_s` > 0): the audio is cut at pauses into windows of at
-  most `chunk_length_s`, the windows are decoded in batches of `batch_size` without
-  timestamp tokens, and word times come from cross-attention alignment. Nothing is decoded
-  twice, words are never cut, and Whisper's timestamp-mode repetitions at window edges
-  cannot happen.
-- sequential (`chunk_length_s` = 0): transformers' implementation of OpenAI's long-form
-  algorithm (timestamp tokens, each window starting where the last segment ended).
+  most `chunk_length_s`, the windows are decoded (greedy, or with `beam_size` beams) in
+  batches of `batch_size` without timestamp tokens, and word times come from
+  cross-attention alignment. Nothing is decoded twice, words are never cut, and Whisper's
+  timestamp-mode repetitions at window edges cannot happen.
+- sequential (`chunk_length_s` = 0, greedy): transformers' implementation of OpenAI's
+  long-form algorithm (timestamp tokens, each window starting where the last segment ended).
 Model I/O only: text and time post-processing lives in `speech_endpoint.sentences`.
 """
 from __future__ import annotations
@@ -204,8 +204,8 @@ class WhisperASR:
         return token_lists, recorder.logits(encoded.last_hidden_state, rows), probs
 
     def generate_kwargs(self, options: DecodeOptions, language: str | None) -> dict[str, Any]:
-        """What both strategies pass to `generate`: greedy, task and language (multilingual
-        models), the spelling prompt, and the assistant."""
+        """What both strategies pass to `generate`: greedy or beam search, task and language
+        (multilingual models), the spelling prompt, and the assistant."""
         # At most half the decoder's context per window, as OpenAI's decoding: a window that
         # loops (music, noise) stops there instead of running past the position table.
         kwargs: dict[str, Any] = {**compat.greedy_generate_kwargs(), **compat.new_tokens_kwargs(self.max_new_tokens),

@@ -136,7 +136,7 @@ def options_from(form: FormData, task: str) -> Options:
         raise field_error("model", "must be printable ASCII, at most 128 characters")
     temperature = text_field(form, "temperature")
     if temperature is not None:
-        # Checked for compatibility, then unused: the handler decodes greedily (temperature 0,
+        # Checked for compatibility, then unused: the handler never samples (temperature 0,
         # no sampling and no temperature fallback), so no value changes the transcript.
         try:
             value = float(temperature)
