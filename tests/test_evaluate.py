@@ -342,3 +342,15 @@ def test_report_writer(tmp_path, evaluate):
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     assert saved["summary"]["overall"]["exact"]["wer"] == 0.0
     assert any(c["condition"] == "exact" for c in saved["targets"])
+
+
+def test_window_starts_scores_one_window_per_start(tiny_models, tmp_path, capsys):
+    from evaluation import window_starts
+    from support.audio_factory import speech, wav_bytes
+
+    audio = tmp_path / "call.wav"
+    audio.write_bytes(wav_bytes(speech(4.0), 16000))
+    audio.with_suffix(".stm").write_text("call 1 a 0.5 3.5 good morning\n")
+    assert window_starts.main([str(tiny_models.whisper), str(audio), "--starts", "0", "1.5"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "%" in line]
+    assert [row.split(" | ")[0] for row in rows] == ["| 0", "| 1.5"]
