@@ -79,14 +79,23 @@ def quiet_generate(assistant: Any | None = None) -> None:
     generation config together with arguments it then calls deprecated (Whisper's
     `generate`: `suppress_tokens`, `begin_suppress_tokens`; assisted generation:
     `min_new_tokens`, `max_new_tokens`, `use_cache`): those messages are filtered; the same
-    warning about any other argument still shows."""
+    warning about any other argument still shows. Both stacks also warn, once per process,
+    that a batch has no attention mask: every row of our batches has the same decoder
+    prompt and 30 s of features, so there is nothing to mask and the message goes."""
+    log = logging.getLogger("transformers.generation.utils")
+    if not any(isinstance(f, _UnpaddedBatchWarning) for f in log.filters):
+        log.addFilter(_UnpaddedBatchWarning())
     if (TRANSFORMERS_MAJOR or 0) < 5:
         return
     if assistant is not None:
         assistant.generation_config.max_length = None
-    log = logging.getLogger("transformers.generation.utils")
     if not any(isinstance(f, _TransformersOwnConfigWarning) for f in log.filters):
         log.addFilter(_TransformersOwnConfigWarning())
+
+
+class _UnpaddedBatchWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("The attention mask is not set")
 
 
 class _TransformersOwnConfigWarning(logging.Filter):

@@ -24,9 +24,10 @@ print("served", file=sys.stderr)
 
 # transformers 5: a generation config passed with arguments (deprecated, to become an error),
 # `max_new_tokens` beside a checkpoint's `max_length` (per window); 4.x: its pipeline's own
-# `generate(inputs=...)`. Other library warnings (once per process) are not this test's business.
+# `generate(inputs=...)`; both: a batch "without attention mask" whose rows are never padded.
+# Other library warnings (once per process) are not this test's business.
 UNWANTED = ("Passing `generation_config` together with", "seem to have been set",
-            "The input name `inputs` is deprecated")
+            "The input name `inputs` is deprecated", "The attention mask is not set")
 
 
 def test_decoding_logs_no_warning_about_its_arguments(tiny_models):
