@@ -134,7 +134,7 @@ def test_with_beams_batch_size_counts_sequences(handler):
     assert out["words"] and sizes and max(sizes) == 2, sizes
 
 
-def test_beam_search_and_the_assistant_are_not_asked_for_together(handler):
+def test_beams_are_refused_where_decoding_must_be_greedy(handler):
     for params in ({"assisted": True, "beam_size": 2}, {"chunk_length_s": 0, "beam_size": 2}):
         with pytest.raises(ClientError, match="'beam_size'"):
             handler({"inputs": SPEECHY, "parameters": params})
