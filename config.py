@@ -45,7 +45,7 @@ class ModelSettings(BaseSettings):
     # on a CPU (measured here: a trained draft is slower at every length).
     auto_assist_max_s: float = Field(30.0, ge=0)
     # `beam_size` when a request does not say: 1 is greedy. 5 (faster-whisper's default)
-    # cut WER at 0 dB SNR from 64% to 45% but took 2.8x the time on a CPU (README).
+    # cut WER at 0 dB SNR from 64% to 45% but took 1.8-2.9x the time on a CPU (README).
     default_beam_size: int = Field(1, ge=1, le=MAX_BEAM_SIZE)
 
     # auto: a GPU when torch can use one, else the CPU (the log and metadata say which);
