@@ -91,18 +91,14 @@ def test_bfloat16_on_the_cpu_keeps_the_words(real_whisper_dir, dialogue_dir, dia
 
 
 def _under_pink_noise(dialogue_dir: Path, snr_db: float, seconds: float | None = None) -> bytes:
-    import io
-
-    import soundfile as sf
-
+    """The dialogue (its first `seconds`, or all of it) under pink noise, as a float WAV."""
     from evaluation.noise import with_pink_noise
     from speech_endpoint.audio import decode
 
     samples = decode((dialogue_dir / "dialogue.wav").read_bytes()).samples
-    buffer = io.BytesIO()
-    sf.write(buffer, with_pink_noise(samples[:int((seconds or 1e9) * 16000)], snr_db), 16000, format="WAV",
-             subtype="FLOAT")
-    return buffer.getvalue()
+    if seconds is not None:
+        samples = samples[:int(seconds * 16000)]
+    return wav_bytes(with_pink_noise(samples, snr_db), 16000, subtype="FLOAT")
 
 
 def test_word_confidence_falls_when_the_audio_is_corrupted(handler, dialogue_dir, dialogue_raw):
