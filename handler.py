@@ -6,13 +6,13 @@ The platform builds `EndpointHandler(path)` once, then calls it per request with
 as HTTP 400 `{"error": str(e)}`, so client mistakes raise `ClientError` with a plain message.
 
 A request runs through public stages, in this order; scripts and tests call them directly:
-check -> decode -> speech -> transcribe -> diarize -> attribute -> render.
+check -> decode -> speech -> transcribe -> fit_to_speech -> diarize -> attribute -> render.
 """
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -38,6 +38,7 @@ from speech_endpoint.schema import (
 from speech_endpoint.silero import SileroVAD
 from speech_endpoint.speaker_names import Match, match_known_speakers
 from speech_endpoint.speech_activity import activity_from_probabilities, has_speech
+from speech_endpoint.word_timing import fit_to_speech
 
 log = logging.getLogger("speech_endpoint")
 
@@ -85,7 +86,7 @@ class EndpointHandler:
         references = self.references(request)
         activity = self.speech(audio)
         options = self.decode_options(request, audio.duration)
-        transcript = self.transcribe(audio, activity, options, progress=progress)
+        transcript = self.fit_to_speech(self.transcribe(audio, activity, options, progress=progress), activity)
         transcribed = time.perf_counter()
         diarization = self.diarize(audio, activity, request)
         attribution, matches = self.identify(self.attribute(transcript, diarization), references)
@@ -172,6 +173,11 @@ class EndpointHandler:
         if not has_speech(activity):
             return Transcript("", [], options.language)
         return self.asr.transcribe(audio, activity, options, progress=progress)
+
+    def fit_to_speech(self, transcript: Transcript, activity: SpeechActivity) -> Transcript:
+        """Word times cut to the speech found: Whisper's spill over pauses removed
+        (`speech_endpoint.word_timing`)."""
+        return replace(transcript, words=fit_to_speech(transcript.words, activity))
 
     def diarize(self, audio: Audio, activity: SpeechActivity, request: Request) -> Diarization | None:
         """Who spoke when: None when diarization does not run for this request, empty

@@ -190,7 +190,8 @@ class Harness:
         references = h.references(request)
         activity = h.speech(audio)
         options = h.decode_options(request, audio.duration)
-        return Prepared(request, audio, activity, options, h.transcribe(audio, activity, options), references)
+        transcript = h.fit_to_speech(h.transcribe(audio, activity, options), activity)
+        return Prepared(request, audio, activity, options, transcript, references)
 
     def diarize(self, prepared: Prepared, pipeline: str | Path | None = None):
         """The handler's own diarization, or that of the pipeline folder `pipeline`."""

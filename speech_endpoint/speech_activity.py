@@ -66,6 +66,12 @@ def activity_from_probabilities(probs: np.ndarray, frame_s: float, duration_s: f
     return SpeechActivity(frame_s=frame_s, scores=probs, mask=mask)
 
 
+def speech_runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) frame indices of each run of speech frames in `mask`."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], np.asarray(mask).astype(np.int8), [0]])))
+    return list(zip(edges[::2].tolist(), edges[1::2].tolist()))
+
+
 def has_speech(activity: SpeechActivity) -> bool:
     """Whether any speech region was found (regions are already at least MIN_SPEECH_S)."""
     return bool(np.any(activity.mask))

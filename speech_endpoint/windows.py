@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from speech_endpoint.schema import SpeechActivity
+from speech_endpoint.speech_activity import speech_runs
 
 PAD_S = 0.2  # context kept around speech so word onsets/offsets are not clipped (not at cuts)
 
@@ -51,10 +52,8 @@ def speech_windows(activity: SpeechActivity, num_samples: int, sample_rate: int,
 
 def _regions(mask: np.ndarray, gap_frames: int) -> list[tuple[int, int]]:
     """Runs of speech frames, bridging gaps shorter than `gap_frames`."""
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
-    runs = list(zip(edges[::2].tolist(), edges[1::2].tolist()))
     merged: list[tuple[int, int]] = []
-    for s, e in runs:
+    for s, e in speech_runs(mask):
         if merged and s - merged[-1][1] < gap_frames:
             merged[-1] = (merged[-1][0], e)
         else:

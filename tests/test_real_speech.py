@@ -162,3 +162,29 @@ def test_sequential_decoding_reads_the_end_of_a_30_s_call_once(handler):
     if sample.with_suffix(".stm").is_file():  # pyannote 3 ships no transcript
         reference = " ".join(row[3] for row in scoring.read_stm(sample.with_suffix(".stm")))
         assert scoring.wer(reference, out["text"]) <= 0.30, out["text"]
+
+
+def test_word_times_hold_to_the_speech_on_unseen_conversations(handler, tmp_path):
+    """Seed 9 (no rule was tuned on it): Whisper's word times spill over pauses; cut to the
+    speech found, more utterance starts get a word start within 0.1 s and less word time
+    lies outside the reference speech (evaluation.word_times; docs/benchmarks.md)."""
+    from evaluation import corpus
+    from evaluation.word_times import KEYS, summary, timing_counts
+    from support.tools import require
+
+    require("espeak-ng")
+    entries = corpus.generate(tmp_path, seed=9, only=["long_gaps", "oneword_answers", "fast_alternation"], jobs=1)
+    raw_counts, fitted_counts = dict.fromkeys(KEYS, 0.0), dict.fromkeys(KEYS, 0.0)
+    for entry in entries:
+        data = {"inputs": (tmp_path / entry["audio"]).read_bytes()}
+        request = handler.check(data)
+        audio = handler.decode(data, request)
+        activity = handler.speech(audio)
+        raw = handler.transcribe(audio, activity, handler.decode_options(request, audio.duration))
+        utterances = sorted((row[1], row[2]) for row in scoring.read_stm(tmp_path / entry["stm"]))
+        for totals, transcript in ((raw_counts, raw), (fitted_counts, handler.fit_to_speech(raw, activity))):
+            for key, value in timing_counts(transcript.words, utterances).items():
+                totals[key] += value
+    before, after = summary(raw_counts), summary(fitted_counts)
+    assert after["starts_pct"] >= before["starts_pct"] + 8, (before, after)
+    assert after["outside_pct"] <= 0.7 * before["outside_pct"], (before, after)
