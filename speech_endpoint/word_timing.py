@@ -35,12 +35,11 @@ def fit_to_speech(words: Sequence[Word], activity: SpeechActivity, min_silence_s
     run_ends = [b for _, b in runs]
     out = []
     for word in words:
-        pieces = []
-        for a, b in runs[bisect_right(run_ends, word.start):]:
-            if a >= word.end:
-                break
-            pieces.append((max(a, word.start), min(b, word.end)))
-        pieces = [(a, b) for a, b in pieces if b > a]
+        pieces = []  # the word's overlap with each run that ends after it starts and starts before it ends
+        i = bisect_right(run_ends, word.start)
+        while i < len(runs) and runs[i][0] < word.end:
+            pieces.append((max(runs[i][0], word.start), min(runs[i][1], word.end)))
+            i += 1
         if pieces and sum(b - a for a, b in pieces) < (word.end - word.start) - max(min_silence_s, 1e-9):
             ran_on = is_clause_end(word.text) or is_sentence_end(word.text)
             start, end = pieces[0] if ran_on else pieces[-1]
