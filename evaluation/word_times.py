@@ -46,6 +46,16 @@ def timing_counts(words: Sequence[Word], utterances: Sequence[tuple[float, float
     return counts
 
 
+def whisper_words(handler, audio_bytes: bytes):
+    """Whisper's own words for the audio (the handler's stages up to `transcribe`, default
+    parameters) and the request's speech activity, which `fit_to_speech` cuts them to."""
+    data = {"inputs": audio_bytes, "parameters": {}}
+    request = handler.check(data)
+    audio = handler.decode(data, request)
+    activity = handler.speech(audio)
+    return handler.transcribe(audio, activity, handler.decode_options(request, audio.duration)), activity
+
+
 def summary(counts: dict[str, float]) -> dict[str, float]:
     edges = max(counts["edges"], 1)
     return {"outside_pct": 100 * counts["outside_s"] / max(counts["word_s"], 1e-9),
@@ -65,11 +75,7 @@ def main(argv: list[str] | None = None) -> int:
               ["Whisper's word times", "cut to the speech found (the handler)"]
               + [f"cut where over {s:g} s of silence" for s in args.min_silence]}
     for item in items:
-        data = {"inputs": item.audio.read_bytes(), "parameters": {}}
-        request = h.check(data)
-        audio = h.decode(data, request)
-        activity = h.speech(audio)
-        raw = h.transcribe(audio, activity, h.decode_options(request, audio.duration))
+        raw, activity = whisper_words(h, item.audio.read_bytes())
         utterances = sorted((row[1], row[2]) for row in read_stm(item.stm))
         variants = [raw.words, h.fit_to_speech(raw, activity).words]
         variants += [fit_to_speech(raw.words, activity, s) for s in args.min_silence]

@@ -169,18 +169,14 @@ def test_word_times_hold_to_the_speech_on_unseen_conversations(handler, tmp_path
     speech found, more utterance starts get a word start within 0.1 s and less word time
     lies outside the reference speech (evaluation.word_times; docs/benchmarks.md)."""
     from evaluation import corpus
-    from evaluation.word_times import KEYS, summary, timing_counts
+    from evaluation.word_times import KEYS, summary, timing_counts, whisper_words
     from support.tools import require
 
     require("espeak-ng")
     entries = corpus.generate(tmp_path, seed=9, only=["long_gaps", "oneword_answers", "fast_alternation"], jobs=1)
     raw_counts, fitted_counts = dict.fromkeys(KEYS, 0.0), dict.fromkeys(KEYS, 0.0)
     for entry in entries:
-        data = {"inputs": (tmp_path / entry["audio"]).read_bytes()}
-        request = handler.check(data)
-        audio = handler.decode(data, request)
-        activity = handler.speech(audio)
-        raw = handler.transcribe(audio, activity, handler.decode_options(request, audio.duration))
+        raw, activity = whisper_words(handler, (tmp_path / entry["audio"]).read_bytes())
         utterances = sorted((row[1], row[2]) for row in scoring.read_stm(tmp_path / entry["stm"]))
         for totals, transcript in ((raw_counts, raw), (fitted_counts, handler.fit_to_speech(raw, activity))):
             for key, value in timing_counts(transcript.words, utterances).items():
