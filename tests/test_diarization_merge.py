@@ -146,6 +146,30 @@ def test_a_one_word_reply_glued_to_the_next_sentence_keeps_its_speaker():
     assert speakers(assign_speakers(words, turns)) == ["B"] * 4 + ["A"] + ["B"] * 4 + ["A"]
 
 
+def test_a_reply_turn_emptied_by_the_sentence_edge_rule_takes_back_its_own_word():
+    """Whisper writes "No, so I moved here." for B's "No." and C's sentence. Rule 1 gives
+    "No," to C; B's turn, left without words, takes back the word maximum overlap gave it,
+    not the end of A's sentence, which it overlaps more (both turns are early by 0.2 s)."""
+    words = words_from("Thanks for the") + [Word(" time.", 0.9, 1.5), Word(" No,", 1.55, 2.0)]
+    words += words_from("so I moved here.", start=2.0) + words_from("Good.", start=3.7)
+    turns = [Turn(0.0, 1.3, "A"), Turn(1.32, 1.7, "B"), Turn(2.1, 3.5, "C"), Turn(3.6, 4.1, "B")]
+    assert speakers(assign_speakers(words, turns, smooth=False))[3:5] == ["A", "B"]
+    assert speakers(assign_speakers(words, turns, rules=("edges",)))[4] == "C"  # rule 1 alone
+    assert speakers(assign_speakers(words, turns)) == ["A"] * 4 + ["B"] + ["C"] * 4 + ["B"]
+
+
+def test_a_capital_without_a_full_stop_starts_the_next_speakers_sentence():
+    """A starts while B finishes, and Whisper writes "... desktop users The page load
+    time went up" with no full stop. "The" lies in the overlap, on B's side of the
+    exclusive split; its capital starts A's sentence, so rule 1 gives it to A."""
+    words = words_from("Mobile users behave differently from desktop users", step=0.35)
+    words += [Word(" The", 2.5, 2.65)] + words_from("page load time went up.", start=2.65)
+    full = [Turn(0.0, 3.0, "B"), Turn(2.5, 5.0, "A")]
+    exclusive = [Turn(0.0, 2.75, "B"), Turn(2.75, 5.0, "A")]
+    assert speakers(assign_speakers(words, exclusive, full_turns=full, smooth=False))[7] == "B"  # the problem
+    assert speakers(assign_speakers(words, exclusive, full_turns=full)) == ["B"] * 7 + ["A"] * 6
+
+
 def test_the_word_after_a_glued_reply_follows_a_handover_inside_it():
     """Whisper writes "Right, and I can see it." for A's "Right." and B's sentence, and the
     turns overlap in "and": the hand-over goes to the comma, not through the sentence (rule 3)."""

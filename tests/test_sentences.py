@@ -12,6 +12,7 @@ from speech_endpoint.sentences import (
     is_sentence_end,
     segments_from_words,
     sentence_ranges,
+    starts_sentence,
     words_from_chunks,
     decoded_once,
 )
@@ -36,6 +37,24 @@ def words_from(spec: str, start: float = 0.0, step: float = 0.3, gap: float = 0.
 )
 def test_is_sentence_end(text, expected):
     assert is_sentence_end(text) is expected
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (" The", True), (" We", True), (" So", True), (" Okay.", True), (' "Yes,', True), (" the", False),
+        (" I", False), (" I'm", False), (" Laura", False), (" Friday", False), (" Team", False), ("", False),
+    ],
+)
+def test_starts_sentence(text, expected):
+    assert starts_sentence(text) is expected
+
+
+def test_capitals_split_sentences_only_when_asked():
+    """Whisper dropped the full stop between two overlapping speakers but kept the capital."""
+    words = words_from("from desktop users The page went up with Laura from Chicago")
+    assert sentence_ranges(words) == [range(0, 11)]
+    assert sentence_ranges(words, capitals=True) == [range(0, 3), range(3, 11)]
 
 
 def test_empty():
