@@ -86,6 +86,16 @@ def dialogue_dir():
 
 
 @pytest.fixture(scope="session")
+def ami_dev_dir():
+    """Real AMI meeting excerpts with gold transcripts and turns, named by AMI_DEV_DIR
+    (AMI Meeting Corpus, CC BY 4.0; read from there, never copied into the repo)."""
+    path = os.environ.get("AMI_DEV_DIR")
+    if not path or not (Path(path) / "manifest.json").is_file():
+        pytest.skip("AMI_DEV_DIR is not set to the ami-dev folder")
+    return Path(path)
+
+
+@pytest.fixture(scope="session")
 def real_diarization_dir():
     """The real pyannote pipeline folder named by DIARIZATION_MODEL_DIR (segmentation-3.0 +
     CAM++; its module must be importable: the folder on PYTHONPATH, as .ci/run sets it)."""
