@@ -21,7 +21,7 @@ import torch
 import diarization_utils
 from config import InferenceConfig, ModelSettings
 from speech_endpoint import audio as audio_io
-from speech_endpoint import device, response
+from speech_endpoint import device, response, skipped_speech
 from speech_endpoint.asr import DecodeOptions, WhisperASR
 from speech_endpoint.diarizer import Diarizer
 from speech_endpoint.errors import ClientError
@@ -92,6 +92,7 @@ class EndpointHandler:
         attribution, matches = self.identify(self.attribute(transcript, diarization), references)
         finished = time.perf_counter()
         timings = {"decode_s": decoded - started, "asr_s": transcribed - decoded,
+                   "redecode_s": transcript.redecoded.seconds,  # part of asr_s: speech decoded again
                    "diarization_s": finished - transcribed, "total_s": time.perf_counter() - started}
         return self.render(request, audio, activity, options, transcript, attribution, timings, matches)
 
@@ -215,6 +216,8 @@ class EndpointHandler:
         notes = []
         if options.use_assistant and config.batch_size != 1:
             notes.append("the assistant runs at batch size 1 (speculative decoding decodes one sequence)")
+        redecoded = transcript.redecoded
+        notes.extend(skipped_speech.notes(redecoded))
         metadata: MetadataJSON = {
             "duration": round(audio.duration, 3),
             "device": self.placement.device,
@@ -229,6 +232,9 @@ class EndpointHandler:
             "diarization": request.diarize,
             "speech_detected": has_speech(activity),
             "speech_s": round(activity.speech_s, 3),
+            "redecoded": {"stretches": len(redecoded.skips), "words": sum(k.words for k in redecoded.skips),
+                          "speech_s": round(sum(k.speech_s for k in redecoded.skips), 3),
+                          "loops_dropped": len(redecoded.loops)},
             "notes": notes,
             "timings": {name: round(value, 3) for name, value in timings.items()},  # type: ignore[typeddict-item]
         }

@@ -29,12 +29,14 @@ from speech_endpoint.device import Placement
 from speech_endpoint.language_detection import detect_language
 from speech_endpoint.schema import SAMPLE_RATE, Audio, SpeechActivity, Transcript, Word
 from speech_endpoint.sequential import transcribe_sequential
+from speech_endpoint.skipped_speech import guard
 from speech_endpoint.suppression import Suppression
 from speech_endpoint.windows import speech_windows
 
 log = logging.getLogger(__name__)
 SAMPLES_PER_FRAME = SAMPLE_RATE // FRAMES_PER_SECOND  # audio samples per encoder frame (20 ms)
 MIN_WINDOW_S = 1.0
+REDECODE_WINDOW_S = 30.0  # longest window when skipped speech is decoded again (measured: README)
 # speculative decoding's settings, read from the assistant's generation_config.json
 ASSISTANT_SETTINGS = ("num_assistant_tokens", "num_assistant_tokens_schedule", "assistant_confidence_threshold")
 
@@ -119,11 +121,17 @@ class WhisperASR:
     def transcribe(self, audio: Audio, activity: SpeechActivity, options: DecodeOptions,
                    progress: Callable[[float, float], None] | None = None) -> Transcript:
         """Words of `audio`; windows are cut from `activity` (the request's one
-        speech-activity pass). `progress(done_s, total_s)` is called as windows finish."""
+        speech-activity pass), and speech that decoding skipped is decoded once more
+        (`skipped_speech`). `progress(done_s, total_s)` is called as windows finish."""
         with torch.inference_mode():
             if options.chunk_length_s == 0:
-                return self._sequential(audio, options)
-            return self._windows(audio, activity, options, progress)
+                transcript = self._sequential(audio, options)
+            else:
+                transcript = self._windows(audio, activity, options, progress)
+            window_s = min(options.chunk_length_s or REDECODE_WINDOW_S, REDECODE_WINDOW_S)
+            return guard(transcript, activity, len(audio.samples), audio.sample_rate,
+                         sequential=options.chunk_length_s == 0, max_window_s=max(window_s, MIN_WINDOW_S),
+                         decode=lambda spans: self._decode(audio, spans, transcript.language, options)[0])
 
     def warm_up(self) -> None:
         """The encoder and two decoding steps on a second of silence, so that the first
@@ -141,9 +149,13 @@ class WhisperASR:
         # Windows under a second would cost an encoder pass each for next to no audio.
         spans = speech_windows(activity, len(audio.samples), audio.sample_rate,
                                max(options.chunk_length_s, MIN_WINDOW_S))
-        if not spans:
-            return Transcript("", [], options.language)
-        language = options.language
+        words, texts, language = self._decode(audio, spans, options.language, options, progress)
+        return Transcript(" ".join(t for t in texts if t), words, language)
+
+    def _decode(self, audio: Audio, spans: list[tuple[int, int]], language: str | None, options: DecodeOptions,
+                progress=None) -> tuple[list[Word], list[str], str | None]:
+        """Words and text of each [start, end) sample range, decoded in batches; the language
+        detected from the first batch when not given."""
         # Each beam holds its own copy of the window's cross-attention keys and values
         # (large-v3: ~250 MB in float16), so `batch_size` counts beams: memory as greedy's.
         batch = 1 if options.use_assistant else max(1, options.batch_size // options.beam_size)
@@ -165,8 +177,7 @@ class WhisperASR:
             texts.extend(self.tokenizer.decode(t).strip() for t in token_lists)
             if progress:
                 progress(group[-1][1] / audio.sample_rate, audio.duration)
-        text = " ".join(t for t in texts if t)
-        return Transcript(text, words, language)
+        return words, texts, language
 
     def _features(self, pieces: list[np.ndarray]) -> torch.Tensor:
         return self.processor.feature_extractor(

@@ -79,13 +79,36 @@ class SpeechActivity:
         return float(self.mask.sum()) * self.frame_s
 
 
+@dataclass(frozen=True)
+class Skip:
+    """A stretch of speech that decoding gave no words, and how many words its second
+    decoding gave (`speech_endpoint.skipped_speech`)."""
+
+    start: float
+    end: float
+    speech_s: float
+    words: int = 0
+
+
+@dataclass(frozen=True)
+class Redecoded:
+    """What the skipped-speech guard did for one transcription: stretches decoded again,
+    looping stretches of sequential decoding dropped (start, end), and the seconds it took."""
+
+    skips: tuple[Skip, ...] = ()
+    loops: tuple[tuple[float, float], ...] = ()
+    seconds: float = 0.0
+
+
 @dataclass
 class Transcript:
-    """What the ASR step produces: the text and its words with times (no speakers)."""
+    """What the ASR step produces: the text and its words with times (no speakers), and
+    what the skipped-speech guard did."""
 
     text: str
     words: list[Word] = field(default_factory=list)
     language: str | None = None
+    redecoded: Redecoded = field(default_factory=Redecoded)
 
 
 @dataclass(frozen=True)
@@ -138,8 +161,19 @@ class WordJSON(TypedDict):
 class TimingsJSON(TypedDict):
     decode_s: float
     asr_s: float
+    redecode_s: float  # part of asr_s: skipped speech decoded again
     diarization_s: float
     total_s: float
+
+
+class RedecodedJSON(TypedDict):
+    """What the skipped-speech guard did: stretches of speech without words decoded again,
+    the words that gave, their speech seconds, and looping stretches dropped."""
+
+    stretches: int
+    words: int
+    speech_s: float
+    loops_dropped: int
 
 
 class MetadataJSON(TypedDict):
@@ -156,6 +190,7 @@ class MetadataJSON(TypedDict):
     diarization: bool
     speech_detected: bool
     speech_s: float
+    redecoded: RedecodedJSON
     notes: list[str]
     timings: TimingsJSON
     known_speakers: NotRequired[dict[str, dict]]  # name -> {"matched": bool, "similarity": best cosine}

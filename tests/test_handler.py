@@ -245,3 +245,18 @@ def test_what_a_request_asks_for_beats_the_endpoints_decoding_default(make_handl
                              DEFAULT_ASSISTED="true", WARMUP="false")
     meta = assisting({"inputs": SPEECHY, "parameters": {**params, "beam_size": 2}})["metadata"]
     assert (meta["beam_size"], meta["assisted"]) == (2, False)
+
+
+@pytest.mark.parametrize("chunk_length_s", [30, 0])
+def test_metadata_says_what_the_skipped_speech_guard_did(handler, chunk_length_s):
+    out = handler({"inputs": wav_bytes(speech(12.0), 16000),
+                   "parameters": {"diarize": False, "language": "en", "chunk_length_s": chunk_length_s}})
+    check_contract(out, 12.0)
+    meta = out["metadata"]
+    redecoded = meta["redecoded"]
+    assert set(redecoded) == {"stretches", "words", "speech_s", "loops_dropped"}
+    assert 0 <= redecoded["speech_s"] <= meta["speech_s"] + 1e-6
+    said = " ".join(meta["notes"])
+    assert (redecoded["stretches"] > 0) == ("got no words" in said)
+    assert (redecoded["loops_dropped"] > 0) == ("repeated itself" in said)
+    assert 0 <= meta["timings"]["redecode_s"] <= meta["timings"]["asr_s"]
