@@ -62,7 +62,8 @@ class ModelSettings(BaseSettings):
     # 0.2 halves the diarization's CPU time at +0.6 DER points on the corpus (README).
     diarization_step: float | None = Field(None, gt=0, le=1)
     # Known speakers: a reference names a diarized speaker when their cosine similarity
-    # reaches this (measured on the real pipeline: see README, "Known speakers").
+    # reaches this: the middle of the gap between other people and the same person across
+    # real AMI meetings (README, "Known speakers on real voices").
     known_speaker_threshold: float = Field(0.5, ge=-1.0, le=1.0)
     max_known_speakers: int = Field(20, ge=0)
     max_reference_bytes: int = Field(10 * 1024 * 1024, ge=1)

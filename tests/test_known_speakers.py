@@ -132,3 +132,32 @@ def test_references_from_one_half_name_the_speakers_of_the_other(real_whisper_di
     print("similarities:", matches)
     assert matches["Stranger"]["matched"] is False
     assert matches["Alice"]["similarity"] > 0.8 and matches["Bob"]["similarity"] > 0.8
+
+
+# ---- real voices: AMI Meeting Corpus (CC BY 4.0), Carletta et al. 2005 --------------------
+
+
+@pytest.mark.real_model
+def test_a_voice_from_one_meeting_is_named_in_the_next_and_one_from_another_series_is_not(
+        tiny_models, real_diarization_dir, ami_dev_dir):
+    """MEE009's speech alone from ES2003a names MEE009's speaker in ES2003b at the default
+    threshold; MEE068 (EN2001a), the other series' voice closest to ES2003b, names nobody,
+    beside MEE009's reference or alone (then only the threshold keeps it out)."""
+    from conftest import handler_with
+    from evaluation.known_speakers_study import cut, diarize, load_clip, wav_b64
+    from evaluation.speaker_pairs import majority_speakers, take
+
+    source, target, other = (load_clip(next(ami_dev_dir.glob(f"{m}_*.wav"))) for m in ("ES2003a", "ES2003b", "EN2001a"))
+    known = {"MEE009": wav_b64(cut(source.samples, take(source.alone["MEE009"], 10.0))),
+             "MEE068": wav_b64(cut(other.samples, take(other.alone["MEE068"], 10.0)))}
+    with handler_with(ASR_MODEL=tiny_models.whisper, DIARIZATION_MODEL=real_diarization_dir, WARMUP="false") as handler:
+        references = handler.references(handler.check({"parameters": {"known_speakers": known}}))
+        attribution = diarize(handler, target, references)
+        named, matches = handler.identify(attribution, references)
+        _, alone = handler.identify(attribution, {"MEE068": references["MEE068"]})
+    by_name = {m.name: m for m in matches}
+    print("similarities:", {m.name: round(m.similarity, 3) for m in matches + alone})
+    owner = majority_speakers(attribution.turns, target.turns)
+    assert owner.get(by_name["MEE009"].speaker) == "MEE009"
+    assert "MEE009" in {t.speaker for t in named.turns}
+    assert by_name["MEE068"].speaker is None and alone[0].speaker is None
