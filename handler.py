@@ -232,7 +232,7 @@ class EndpointHandler:
             "notes": notes,
             "timings": {name: round(value, 3) for name, value in timings.items()},  # type: ignore[typeddict-item]
         }
-        if request.diarize:  # what the pipeline ran with (DIARIZATION_PARAMS over its defaults)
+        if request.diarize and self.diarizer.params:  # what it ran with (DIARIZATION_PARAMS over its own)
             metadata["diarization_params"] = self.diarizer.params
         if matches:
             metadata["known_speakers"] = {m.name: {"matched": m.speaker is not None,

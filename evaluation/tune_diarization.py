@@ -100,7 +100,8 @@ class Tuner:
                                     speakers=response["speakers"], duration=duration,
                                     ref_text=item.reference_text(), stm_rows=item.stm_rows(),
                                     ref_turns=ref_turns, hyp_turns=hyp_turns, given_turns=None, collar=collar)
-            scored["count_right"] = len({t[2] for t in hyp_turns}) == len({t[2] for t in ref_turns})
+            scored["speakers_found"] = len({t[2] for t in hyp_turns})
+            scored["count_right"] = scored["speakers_found"] == len({t[2] for t in ref_turns})
             out.append(scored)
         return out
 
@@ -149,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--asr-model", help="Whisper model (default: ASR_MODEL)")
     parser.add_argument("--select", choices=("der", "cpwer"), default="der")
     parser.add_argument("--collar", type=float, default=COLLAR_S)
-    parser.add_argument("--output", help="also write the tables' numbers to this JSON file")
+    parser.add_argument("--output", help="also write the numbers, per set and per file, to this JSON file")
     args = parser.parse_args(argv)
     if any(len(p) < 2 for p in args.param):
         parser.error("--param needs a name and at least one value")
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         except ParamsError as exc:
             raise SystemExit(f"--param: {exc}") from None
     sets = [("tuning set", args.inputs)] + [(f"held-out set {i}", s) for i, s in enumerate(args.held_out, 1)]
-    results = []
+    results, files = [], {}
     for name, inputs in sets:
         items = [i for i in evaluate.discover(inputs) if i.rttm or i.stm]
         if not items:
@@ -178,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: {item.uri}", file=sys.stderr, flush=True)
             per_file.append(tuner.file_scores(item, combos, args.collar))
         results.append((f"{name}: {', '.join(i.uri for i in items)}", summarize(per_file, args.collar)))
+        files.update({item.uri: [{k: evaluate.flat_metrics(c, args.collar)[k] for k in ("der0", "cpwer")}
+                                 | {"speakers_found": c["speakers_found"]} for c in conditions]
+                      for item, conditions in zip(items, per_file)})
     chosen = choose(results[0][1], args.select)
     print(f"pipeline {tuner.harness.diarization_model}; starting values: {json.dumps(nest(tuner.start))}\n")
     for name, rows in results:
@@ -186,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.output:
         with open(args.output, "w") as out:
             json.dump({"start": nest(tuner.start), "combos": combos, "chosen": chosen,
-                       "sets": {name: rows for name, rows in results}}, out, indent=1)
+                       "sets": {name: rows for name, rows in results}, "files": files}, out, indent=1)
     return 0
 
 

@@ -157,6 +157,7 @@ def test_tuning_command_prints_a_row_per_value_and_the_choice(tiny_models, tmp_p
     assert [c["clustering.threshold"] for c in saved["combos"][1:]] == [0.55, 0.65]
     for rows in saved["sets"].values():
         assert len(rows) == 3 and all(r["der0"] is not None and r["cpwer"] is not None for r in rows)
+    assert [set(row) for row in saved["files"]["call"]] == [{"der0", "cpwer", "speakers_found"}] * 3
 
 
 def test_tuning_command_refuses_an_unknown_parameter_before_any_work(tiny_models, tmp_path, monkeypatch):
