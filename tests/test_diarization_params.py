@@ -89,8 +89,10 @@ def default_params(tiny_models):
 def test_params_are_applied_kept_and_reported(make_handler, tiny_models, default_params):
     handler = make_handler(ASR_MODEL=tiny_models.whisper, DIARIZATION_MODEL=tiny_models.diarization, WARMUP="false",
                            DIARIZATION_PARAMS='{"clustering": {"threshold": 0.55}, '
-                                              '"segmentation": {"min_duration_off": 0.2}}')
+                                              '"segmentation": {"min_duration_off": 0.2}}', DIARIZATION_STEP="0.2")
     applied = handler.diarizer.pipeline.parameters(instantiated=True)  # read back from pyannote itself
+    inference = handler.diarizer.pipeline._segmentation  # DIARIZATION_STEP survives the instantiation
+    assert inference.step == pytest.approx(0.2 * inference.duration)
     assert applied["clustering"]["threshold"] == 0.55 and applied["segmentation"]["min_duration_off"] == 0.2
     others = {k: v for k, v in default_params["clustering"].items() if k != "threshold"}
     assert others and {k: applied["clustering"][k] for k in others} == others
