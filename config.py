@@ -9,6 +9,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    Json,
     SecretStr,
     ValidationError,
     field_validator,
@@ -16,15 +17,11 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from speech_endpoint.errors import ClientError
+from speech_endpoint.errors import ClientError, ConfigurationError
 from speech_endpoint.languages import normalize_language
 from speech_endpoint.schema import SAMPLE_RATE
 
 MAX_BEAM_SIZE = 10  # beams cost time and memory in proportion; 10 is beyond any gain
-
-
-class ConfigurationError(RuntimeError):
-    """The endpoint is misconfigured (raised at start-up, never per request)."""
 
 
 class ModelSettings(BaseSettings):
@@ -61,6 +58,10 @@ class ModelSettings(BaseSettings):
     # Step of pyannote's sliding 10 s segmentation window, as a share of it (pyannote: 0.1).
     # 0.2 halves the diarization's CPU time at +0.6 DER points on the corpus (README).
     diarization_step: float | None = Field(None, gt=0, le=1)
+    # The pipeline's own parameters over its defaults, a JSON object such as
+    # {"clustering": {"threshold": 0.6}}; names and types are checked against the loaded
+    # pipeline at start-up (README, "Tuning diarization").
+    diarization_params: Json[dict[str, Any]] | None = None
     # Known speakers: a reference names a diarized speaker when their cosine similarity
     # reaches this: the middle of the gap between other people and the same person across
     # real AMI meetings (README, "Known speakers on real voices").
@@ -80,6 +81,8 @@ class ModelSettings(BaseSettings):
     def _decoding(self) -> "ModelSettings":
         if self.default_assisted is True and self.default_beam_size > 1:
             raise ValueError("DEFAULT_ASSISTED true needs DEFAULT_BEAM_SIZE 1 (speculative decoding is greedy)")
+        if self.diarization_params and not self.diarization_model:
+            raise ValueError("DIARIZATION_PARAMS needs DIARIZATION_MODEL (they set that pipeline's parameters)")
         return self
 
     @classmethod

@@ -67,7 +67,7 @@ class EndpointHandler:
         self.asr = WhisperASR(s.asr_model, placement=self.placement, assistant_id=s.assistant_model, token=s.token)
         self.diarizer = (
             Diarizer(s.diarization_model, token=s.token, device=self.placement.device,
-                     segmentation_step=s.diarization_step)
+                     segmentation_step=s.diarization_step, params=s.diarization_params)
             if s.diarization_model else None
         )
         if s.warmup:  # the first request must not pay for lazy initialisation
@@ -238,6 +238,8 @@ class EndpointHandler:
             "notes": notes,
             "timings": {name: round(value, 3) for name, value in timings.items()},  # type: ignore[typeddict-item]
         }
+        if request.diarize and self.diarizer.params:  # what it ran with (DIARIZATION_PARAMS over its own)
+            metadata["diarization_params"] = self.diarizer.params
         if matches:
             metadata["known_speakers"] = {m.name: {"matched": m.speaker is not None,
                                                    "similarity": round(m.similarity, 3)} for m in matches}

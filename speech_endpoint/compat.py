@@ -126,14 +126,28 @@ def hub_token_kwargs(token: str | None) -> dict[str, Any]:
     return {"use_auth_token": token}
 
 
-def run_diarization(pipeline: Any, samples: Any, sample_rate: int, embeddings: bool, **kwargs: Any) -> tuple[Any, dict]:
+def run_diarization(pipeline: Any, samples: Any, sample_rate: int, embeddings: bool,
+                    reuse: dict | None = None, **kwargs: Any) -> tuple[Any, dict]:
     """The pipeline's output and, when `embeddings`, one vector per speaker label of its
     full diarization ({} when it gave none). pyannote 4 always returns them
     (`DiarizeOutput.speaker_embeddings`); pyannote 3 when asked (`return_embeddings=True`,
-    then a tuple). Rows follow the full diarization's `labels()` on both."""
+    then a tuple). Rows follow the full diarization's `labels()` on both.
+
+    `reuse` (a dict kept by the caller for one recording) keeps the segmentation and the
+    embeddings between calls, so another clustering threshold costs only the clustering:
+    pyannote's own cache for tuning (training mode stores them in the input mapping, on
+    both versions). Only for parameters after those stages (clustering, min_duration_off)."""
     if embeddings and (PYANNOTE_MAJOR or 0) < 4:
         kwargs["return_embeddings"] = True
-    output = pipeline(diarization_input(samples, sample_rate), **kwargs)
+    if reuse is None:
+        output = pipeline(diarization_input(samples, sample_rate), **kwargs)
+    else:
+        file = reuse.setdefault("file", diarization_input(samples, sample_rate))
+        pipeline.training = True
+        try:
+            output = pipeline(file, **kwargs)
+        finally:
+            pipeline.training = False
     centroids = getattr(output, "speaker_embeddings", None)
     if isinstance(output, tuple):
         output, centroids = output
@@ -194,3 +208,35 @@ def pipeline_source(model_id: str) -> str:
     if (PYANNOTE_MAJOR or 0) < 4 and path.is_dir() and (path / "config.yaml").is_file():
         return str(path / "config.yaml")
     return model_id
+
+
+def pipeline_param_specs(pipeline: Any) -> dict[str, Any]:
+    """{dotted name: ParamSpec} of what a pyannote pipeline declares it can be instantiated
+    with (`pipeline.parameters()`: pyannote.pipeline's Uniform, Integer, Categorical, Frozen
+    and kin, the same API on pyannote 3 and 4)."""
+    from speech_endpoint.pipeline_params import ParamSpec, flatten
+
+    specs = {}
+    for name, param in flatten(pipeline.parameters()).items():
+        kind = type(param).__name__
+        if kind in ("Uniform", "LogUniform", "DiscreteUniform"):
+            specs[name] = ParamSpec("float", param.low, param.high)
+        elif kind == "Integer":
+            specs[name] = ParamSpec("int", param.low, param.high)
+        elif kind == "Categorical":
+            specs[name] = ParamSpec("choice", choices=tuple(param.choices))
+        elif kind == "Frozen":
+            specs[name] = ParamSpec("fixed", value=param.value)
+        else:  # a kind this code does not know: any value is passed on as given
+            specs[name] = ParamSpec("any")
+    return specs
+
+
+def pipeline_params(pipeline: Any) -> dict:
+    """The nested parameters the pipeline runs with ({} before it is instantiated)."""
+    return pipeline.parameters(instantiated=True)
+
+
+def instantiate(pipeline: Any, params: dict) -> None:
+    """Set every parameter of the pipeline (pyannote's own `instantiate`)."""
+    pipeline.instantiate(params)

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 
 from speech_endpoint import compat
+from speech_endpoint.errors import ConfigurationError
+from speech_endpoint.pipeline_params import ParamsError, check, merge
 from speech_endpoint.schema import Audio, Diarization
 from speech_endpoint.turns import exclusive_turns
 
@@ -30,7 +32,7 @@ def _gated_message(model_id: str, token_set: bool) -> str:
 
 class Diarizer:
     def __init__(self, model_id: str, *, token: str | None = None, device: str = "cpu",
-                 segmentation_step: float | None = None):
+                 segmentation_step: float | None = None, params: dict | None = None):
         from pyannote.audio import Pipeline
 
         source = compat.pipeline_source(model_id)
@@ -49,15 +51,39 @@ class Diarizer:
         self.pipeline = pipeline.to(torch.device(device))
         if segmentation_step is not None:
             compat.set_segmentation_step(self.pipeline, segmentation_step)
+        if params:
+            try:
+                self.set_params(params)
+            except ParamsError as exc:
+                raise ConfigurationError(f"Invalid endpoint settings: DIARIZATION_PARAMS: {exc}") from None
+
+    @property
+    def params(self) -> dict:
+        """The pipeline's parameters as it runs now (nested, as pyannote names them)."""
+        return compat.pipeline_params(self.pipeline)
+
+    def set_params(self, overrides: dict) -> dict:
+        """Set some of the pipeline's parameters (nested, e.g. {"clustering": {"threshold":
+        0.6}}) with its own `instantiate`; the others keep their values. Raises ParamsError
+        naming a key the pipeline does not have or a value of the wrong type. Returns the
+        parameters now in force."""
+        checked, notes = check(overrides, compat.pipeline_param_specs(self.pipeline))
+        for note in notes:
+            log.warning("DIARIZATION_PARAMS: %s", note)
+        compat.instantiate(self.pipeline, merge(self.params, checked))
+        return self.params
 
     def __call__(self, audio: Audio, *, num_speakers: int | None = None, min_speakers: int | None = None,
-                 max_speakers: int | None = None, embeddings: bool = False) -> Diarization:
-        """Who spoke when; with `embeddings`, also one vector per speaker."""
+                 max_speakers: int | None = None, embeddings: bool = False, reuse: dict | None = None) -> Diarization:
+        """Who spoke when; with `embeddings`, also one vector per speaker. `reuse`: a dict the
+        caller keeps per recording, to rerun it with other clustering parameters without
+        recomputing segmentation and embeddings (for tuning; see `compat.run_diarization`)."""
         if audio.duration == 0:
             return Diarization()
         kwargs = {k: v for k, v in (("num_speakers", num_speakers), ("min_speakers", min_speakers),
                                     ("max_speakers", max_speakers)) if v is not None}
-        output, vectors = compat.run_diarization(self.pipeline, audio.samples, audio.sample_rate, embeddings, **kwargs)
+        output, vectors = compat.run_diarization(self.pipeline, audio.samples, audio.sample_rate, embeddings,
+                                                 reuse=reuse, **kwargs)
         exclusive, full = compat.diarization_turns(output)
         return Diarization(exclusive=exclusive if exclusive is not None else exclusive_turns(full), full=full,
                            embeddings=vectors)

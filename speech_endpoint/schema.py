@@ -194,6 +194,7 @@ class MetadataJSON(TypedDict):
     notes: list[str]
     timings: TimingsJSON
     known_speakers: NotRequired[dict[str, dict]]  # name -> {"matched": bool, "similarity": best cosine}
+    diarization_params: NotRequired[dict[str, dict]]  # the pipeline's parameters, when it ran and has any
 
 
 class ResponseJSON(TypedDict):

@@ -116,6 +116,12 @@ def test_diarization_scores_and_collar_convention():
     assert combined["der"] == pytest.approx((0.2 + 10.0) / 20.0)
 
 
+def test_a_reference_the_collar_swallows_scores_on_both_stacks():
+    # 0.4 s of speech, all within the collar (AMI EN2001d has such a clip): nothing to score
+    tiny = scoring.diarization_scores([(3.0, 3.4, "a")], [(3.0, 3.4, "x")], duration=10.0, collar=0.25)
+    assert tiny["total"] == 0.0 and tiny["speaker_count"] == 0.0 and tiny["speaker_error"] == 0.0
+
+
 # ---- oracle turns -------------------------------------------------------------------------
 
 
