@@ -159,6 +159,7 @@ class MetadataJSON(TypedDict):
     notes: list[str]
     timings: TimingsJSON
     known_speakers: NotRequired[dict[str, dict]]  # name -> {"matched": bool, "similarity": best cosine}
+    multichannel: NotRequired[dict]  # {"channels": n, "speakers": the label of each channel, in order}
 
 
 class ResponseJSON(TypedDict):
