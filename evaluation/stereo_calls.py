@@ -1,14 +1,20 @@
 """Generated stereo calls (one espeak-ng voice per channel, the other side's speech leaking
 in at a low level) and the measurement of `multichannel` requests on them.
 
-    python -m evaluation.stereo_calls --seeds 0 1 2 3 [--held-out] [--margins off 6 10 14]
-        [--crosstalk-db -20] [--delay-s 0.03] [--seconds 18] [--mono-diarized] [--write DIR]
+    python -m evaluation.stereo_calls --seeds 0 1 2 3 [--held-out] [--margins off 3 6 10]
+        [--crosstalk-db -20] [--delay-s 0.03] [--seconds 16] [--mono-diarized] [--write DIR]
+    python -m evaluation.stereo_calls --frames --seeds 0 1 2 3 4 5 [--held-out] [--margins 3 6 10]
 
 Each call: two speakers taking turns with short gaps, interruptions (0.2-0.6 s of overlap)
 and back-channels said over the other; channel k holds speaker k at full level plus every
 other speaker `crosstalk_db` down and `delay_s` late (handset leakage, echo), over a faint
 noise floor. `--held-out` draws voices from a pool the crosstalk guard was not tuned with
 and varies crosstalk level, delay and the level gap between the sides per call.
+
+`--frames` measures the guard alone, fast (Silero, no Whisper), over fixed conditions
+(crosstalk level / delay / level gap between the sides): the share of each speaker's
+reference speech their channel keeps (all of it, and where both talk at once) and the
+share of the other speaker's solo speech it lets through.
 
 Per call and setting it prints WER, cpWER, cpWER - WER and the words given to a speaker who
 was silent at that time (crosstalk duplicates), from the handler's public stages:
@@ -142,6 +148,45 @@ def score(call: StereoCall, words: list[dict]) -> dict:
     return {"wer": w_, "cpwer": cp["cpwer"], "diff": cp["cpwer"] - w_, "silent_words": silent, "words": len(words)}
 
 
+FRAME_CONDITIONS = {  # name -> build_call arguments
+    "-20 dB, 30 ms": {"crosstalk_db": -20.0, "delay_s": 0.03},
+    "-15 dB, 150 ms": {"crosstalk_db": -15.0, "delay_s": 0.15},
+    "-20 dB, 30 ms, side 2 +6 dB": {"crosstalk_db": -20.0, "delay_s": 0.03, "level_gap_db": 6.0},
+    "-12 dB, 60 ms": {"crosstalk_db": -12.0, "delay_s": 0.06},
+}
+
+
+def guard_frames(handler, call: StereoCall, margin_db: float | None) -> tuple[float, float, float]:
+    """(own speech kept, own speech kept where both talk, other's solo speech let through),
+    over 32 ms frames against the reference turns, from the handler's `channel_speech`."""
+    channels = handler.decode_channels({"inputs": wav_bytes(call)}, handler.check({"parameters": {"multichannel": True}}))
+    prepared = handler.channel_speech(channels, margin_db=margin_db)
+    masks = [c.activity.mask for c in prepared]
+    t = (np.arange(len(masks[0])) + 0.5) * prepared[0].activity.frame_s
+    ref = np.zeros((2, len(t)), bool)
+    for speaker, a, b, _ in call.stm_rows():
+        ref[SPEAKERS.index(speaker)] |= (t >= a) & (t < b)
+    both = ref[0] & ref[1]
+    kept = sum((masks[k] & ref[k]).sum() for k in range(2)) / max(1, ref.sum())
+    kept_both = sum((masks[k] & both).sum() for k in range(2)) / max(1, 2 * both.sum())
+    solo = [ref[1 - k] & ~ref[k] for k in range(2)]
+    leaked = sum((masks[k] & solo[k]).sum() for k in range(2)) / max(1, sum(x.sum() for x in solo))
+    return float(kept), float(kept_both), float(leaked)
+
+
+def frames_study(handler, seeds: Sequence[int], margins: Sequence[float | None], held_out: bool, synth: Synth) -> None:
+    conditions = {"held-out voices, random conditions": None} if held_out else FRAME_CONDITIONS
+    print("| conditions | margin | own speech kept | kept where both talk | other's solo speech let through |\n"
+          "|---|---|---|---|---|")
+    for name, kwargs in conditions.items():
+        calls = [held_out_call(seed, synth) if kwargs is None else build_call(seed, synth=synth, **kwargs)
+                 for seed in seeds]
+        for margin in margins:
+            r = np.mean([guard_frames(handler, call, margin) for call in calls], axis=0)
+            label = "guard off" if margin is None else f"{margin:g} dB"
+            print(f"| {name} | {label} | {r[0]:.3f} | {r[1]:.3f} | {r[2]:.3f} |", flush=True)
+
+
 def run_multichannel(handler, call: StereoCall, margin_db: float | None, language: str = "en") -> list[dict]:
     """The handler's `multichannel` stages with the guard at `margin_db` (None: off)."""
     import time
@@ -165,7 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m evaluation.stereo_calls", description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     parser.add_argument("--held-out", action="store_true", help="held-out voices, crosstalk, delays, level gaps")
-    parser.add_argument("--margins", nargs="+", default=["off", "10"], help="'off' or the guard's margin in dB")
+    parser.add_argument("--margins", nargs="+", default=["off", "6"], help="'off' or the guard's margin in dB")
+    parser.add_argument("--frames", action="store_true", help="measure the guard alone (no Whisper)")
     parser.add_argument("--crosstalk-db", type=float, default=-20.0)
     parser.add_argument("--delay-s", type=float, default=0.03)
     parser.add_argument("--seconds", type=float, default=16.0)
@@ -189,6 +235,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     handler = EndpointHandler("")
     synth = Synth()
+    if args.frames:
+        frames_study(handler, args.seeds, [None if m == "off" else float(m) for m in args.margins], args.held_out, synth)
+        return 0
     settings = [("off", None) if m == "off" else (f"{float(m):g} dB", float(m)) for m in args.margins]
     totals: dict[str, list[dict]] = {}
     print("| call | setting | WER | cpWER | cpWER - WER | words of a silent speaker |\n|---|---|---|---|---|---|")

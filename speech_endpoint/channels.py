@@ -4,17 +4,19 @@ channel's own speaker talks, and that channel's words labelled and merged with t
 Crosstalk: a call recorded per side still carries the other side at a low level on each
 channel (the far end leaking through a handset, echo, a shared room), and a speech
 detector or Whisper hears that bleed as speech: the other speaker's words would come back
-a second time, under the wrong label. What tells them apart is level, frame by frame: where
-a channel's own speaker talks, that channel is the loudest or close to it (two people
-talking at once are each loud on their own channel), while bleed lies far below the
-channel it comes from (telephone echo and handset leakage: 15 dB down or more). So a
-channel's speech counts only in frames whose level, smoothed over `SMOOTH_S` (longer than
-a bleed's delay, so a word's echoed tail is not taken for the other side's speech), is
-within `MARGIN_DB` of the loudest channel; stretches shorter than a Silero speech region
-are dropped, and the channel is silenced elsewhere (with a short fade), so Whisper never
-hears the bleed. It assumes the sides are recorded at similar levels: a side recorded more
-than `MARGIN_DB` below the other loses its overlapping speech. Measured in
-docs/benchmarks.md ("Stereo calls").
+a second time, under the wrong label. Bleed is the other channel's signal scaled down by
+a coupling that stays about constant over a call, so it is told apart by level, frame by
+frame. Each channel's level is smoothed over `SMOOTH_S` (longer than a bleed's delay, so a
+word's echoed tail is not taken for the other side's speech); the coupling from channel B
+into A is the median of A's level minus B's over the frames where B's speaker talks (B
+near its own speech level: mostly alone, in a conversation). A's speech then counts only
+where A is at least `MARGIN_DB` above what B's bleed alone would put there, or is the
+loudest channel (bleed no weaker than `MARGIN_DB` below its source), so two people talking
+at once each count on their own channel, whatever the two sides' recording levels.
+Stretches shorter than a Silero speech region are dropped, and the channel is silenced
+elsewhere (with a short fade), so Whisper never hears the bleed. A fixed margin to the
+loudest channel was tried first: it lost overlapping speech on a side recorded quieter,
+or let strong bleed through (docs/benchmarks.md, "Stereo calls").
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ import numpy as np
 from speech_endpoint.schema import Audio, SpeechActivity, Transcript, Turn, Word
 from speech_endpoint.speech_activity import MIN_SPEECH_S, speech_runs
 
-MARGIN_DB = 10.0
+MARGIN_DB = 6.0
 SMOOTH_S = 0.25
 PAD_S = 0.1  # speech kept around the detected speech, where no other channel dominates
 FADE_S = 0.01
@@ -64,22 +66,32 @@ def same_audio(channels: Sequence[np.ndarray]) -> tuple[int, int] | None:
 
 def dominance(channels: Sequence[np.ndarray], frame_s: float, sample_rate: int, frames: int, *,
               margin_db: float = MARGIN_DB, smooth_s: float = SMOOTH_S) -> np.ndarray:
-    """(channels, frames) bool: whether each channel's smoothed level is within
-    `margin_db` of the loudest channel's in that frame."""
+    """(channels, frames) bool: whether each channel's speech may count in each frame,
+    i.e. its smoothed level is `margin_db` above what every other channel's bleed alone
+    would put there (or it is the loudest)."""
+    levels = np.array([_levels(samples, frame_s, sample_rate, frames, smooth_s) for samples in channels])
+    out = np.ones(levels.shape, bool)
+    for b, source in enumerate(levels):
+        loud = source >= np.percentile(source, 90) - 10.0  # where b's own speaker talks (mostly alone)
+        for a in range(len(levels)):
+            if a != b and loud.any():
+                coupling = float(np.median(levels[a][loud] - source[loud]))  # b's bleed into a, in dB
+                out[a] &= levels[a] >= source + min(coupling + margin_db, 0.0)
+    return out
+
+
+def _levels(samples: np.ndarray, frame_s: float, sample_rate: int, frames: int, smooth_s: float) -> np.ndarray:
+    """Per-frame level in dB, power averaged over `smooth_s`."""
     hop = int(round(frame_s * sample_rate))
+    power = np.zeros(frames)
+    full = min(frames, len(samples) // hop)
+    blocks = np.asarray(samples[:full * hop], np.float32).reshape(full, hop)
+    power[:full] = np.einsum("ij,ij->i", blocks, blocks) / hop
+    if full < frames and len(samples) > full * hop:  # the last, partial frame
+        tail = np.asarray(samples[full * hop:(full + 1) * hop], np.float64)
+        power[full] = np.sum(tail * tail) / hop
     width = max(1, int(round(smooth_s / frame_s)))
-    kernel = np.ones(width) / width
-    levels = np.zeros((len(channels), frames))
-    for k, samples in enumerate(channels):
-        power = np.zeros(frames)
-        full = min(frames, len(samples) // hop)
-        blocks = np.asarray(samples[:full * hop], np.float32).reshape(full, hop)
-        power[:full] = np.einsum("ij,ij->i", blocks, blocks) / hop
-        if full < frames and len(samples) > full * hop:  # the last, partial frame
-            tail = np.asarray(samples[full * hop:(full + 1) * hop], np.float64)
-            power[full] = np.sum(tail * tail) / hop
-        levels[k] = 10 * np.log10(np.convolve(power, kernel, mode="same") + 1e-10)
-    return levels >= levels.max(axis=0, keepdims=True) - margin_db
+    return 10 * np.log10(np.convolve(power, np.ones(width) / width, mode="same") + 1e-10)
 
 
 def own_speech(activity: SpeechActivity, dominant: np.ndarray, min_speech_s: float = MIN_SPEECH_S) -> SpeechActivity:
