@@ -4,6 +4,7 @@ in at a low level) and the measurement of `multichannel` requests on them.
     python -m evaluation.stereo_calls --seeds 0 1 2 3 [--held-out] [--margins off 3 6 10]
         [--crosstalk-db -20] [--delay-s 0.03] [--seconds 16] [--mono-diarized] [--write DIR]
     python -m evaluation.stereo_calls --frames --seeds 0 1 2 3 4 5 [--held-out] [--margins 3 6 10]
+    python -m evaluation.stereo_calls [--frames] --ami AMI_DEV_DIR (calls of real speech, below)
 
 Each call: two speakers taking turns with short gaps, interruptions (0.2-0.6 s of overlap)
 and back-channels said over the other; channel k holds speaker k at full level plus every
@@ -21,6 +22,8 @@ was silent at that time (crosstalk duplicates), from the handler's public stages
 `--margins off` is the guard switched off (every channel's VAD speech counts); a number is
 the guard's margin in dB. `--mono-diarized` adds the mono downmix through the usual
 diarization path (needs DIARIZATION_MODEL_DIR) for comparison. Needs WHISPER_MODEL_DIR.
+`--ami` builds calls of real speech instead, in memory (`ami_call`): the solo utterances of an
+ami-dev clip's two main speakers, one per channel (AMI Meeting Corpus, CC BY 4.0).
 """
 from __future__ import annotations
 
@@ -94,9 +97,18 @@ def build_call(seed: int, *, seconds: float = 16.0, crosstalk_db: float = -20.0,
             t.turn(speaker, [b.statement() for _ in range(int(t.rng.integers(1, 3)))])
         who, step = 1 - who, step + 1
     t.say(SPEAKERS[who], b.pick("closer"))
-    total = t.cursor + t.seconds(0.8)
+    settings = {"voices": {s: v.key for s, v in voices.items()}, "crosstalk_db": crosstalk_db,
+                "delay_s": delay_s, "level_gap_db": level_gap_db, "topic": topic}
+    channels = _stereo(t.segments, t.clips, crosstalk_db, delay_s, level_gap_db, rng, noise_dbfs)
+    return StereoCall(f"call_s{seed}", sorted(t.segments, key=lambda s: s.start), channels, settings)
+
+
+def _stereo(segments: Sequence[Segment], clips: Sequence[np.ndarray], crosstalk_db: float, delay_s: float,
+            level_gap_db: float, rng: np.random.Generator, noise_dbfs: float) -> np.ndarray:
+    """(samples, 2): each speaker on their channel, leaking into the other's."""
+    total = max(seg.end for seg in segments) + int(0.8 * SAMPLE_RATE)
     own = np.zeros((2, total))
-    for seg, clip in zip(t.segments, t.clips):
+    for seg, clip in zip(segments, clips):
         own[SPEAKERS.index(seg.speaker), seg.start:seg.end] += clip
     delay = int(round(delay_s * SAMPLE_RATE))
     leak = 10 ** (crosstalk_db / 20)
@@ -106,10 +118,43 @@ def build_call(seed: int, *, seconds: float = 16.0, crosstalk_db: float = -20.0,
         out[:, k] = own[k] + leak * other + rng.standard_normal(total) * 10 ** (noise_dbfs / 20)
     out[:, 1] *= 10 ** (level_gap_db / 20)
     out *= 0.89 / max(0.89, np.abs(out).max())
-    uri = f"call_s{seed}"
-    settings = {"voices": {s: v.key for s, v in voices.items()}, "crosstalk_db": crosstalk_db,
-                "delay_s": delay_s, "level_gap_db": level_gap_db, "topic": topic}
-    return StereoCall(uri, sorted(t.segments, key=lambda s: s.start), out.astype(np.float32), settings)
+    return out.astype(np.float32)
+
+
+def ami_call(ami_dir: Path, clip: str, *, crosstalk_db: float = -20.0, delay_s: float = 0.03) -> StereoCall | None:
+    """A call of real speech: the solo utterances (no other speaker's turn overlaps them) of
+    an AMI clip's two most talkative speakers, one per channel, taking turns with 0.2-0.7 s
+    gaps (the second change overlapping by 0.4 s) until one runs out, then the rest of the
+    other's. None unless both have one.
+    Built in memory from AMI_DEV_DIR (AMI Meeting Corpus, CC BY 4.0, Carletta et al. 2005)."""
+    from evaluation.scoring import read_stm
+
+    audio, rate = sf.read(ami_dir / f"{clip}.wav", dtype="float64")
+    rows = read_stm(ami_dir / f"{clip}.stm")
+    turns = [(line.split()[7], float(line.split()[3]), float(line.split()[3]) + float(line.split()[4]))
+             for line in (ami_dir / f"{clip}.rttm").read_text().splitlines() if line.strip()]
+    solo = [r for r in rows if r[3].strip() and r[2] - r[1] > 0.3
+            and not any(spk != r[0] and a < r[2] and r[1] < b for spk, a, b in turns)]
+    talkers = sorted({r[0] for r in solo}, key=lambda spk: -sum(r[2] - r[1] for r in solo if r[0] == spk))[:2]
+    by = [[r for r in solo if r[0] == spk] for spk in talkers]
+    if len(by) < 2:
+        return None
+    rng = np.random.default_rng(zlib.crc32(clip.encode()))
+    segments, clips, cursor = [], [], int(0.5 * SAMPLE_RATE)
+    order = [(k, u) for pair in zip(*by) for k, u in enumerate(pair)]
+    n = min(len(u) for u in by)
+    order += [(k, u) for k, rest in enumerate(by) for u in rest[n:]]
+    for i, (k, (_, start, end, text)) in enumerate(order):
+        piece = audio[int(start * rate):int(end * rate)]
+        gap = -0.4 if i == 2 else float(rng.uniform(0.2, 0.7))
+        begin = max(0, cursor + int(gap * SAMPLE_RATE)) if i else cursor
+        segments.append(Segment(SPEAKERS[k], text, begin, begin + len(piece)))
+        clips.append(piece)
+        cursor = max(cursor, begin + len(piece))
+    channels = _stereo(segments, clips, crosstalk_db, delay_s, 0.0, rng, -70.0)
+    settings = {"voices": {SPEAKERS[k]: spk for k, spk in enumerate(talkers)}, "crosstalk_db": crosstalk_db,
+                "delay_s": delay_s, "level_gap_db": 0.0, "topic": "ami"}
+    return StereoCall(f"ami_{clip}", sorted(segments, key=lambda s: s.start), channels, settings)
 
 
 def held_out_call(seed: int, synth: Synth | None = None, seconds: float = 16.0) -> StereoCall:
@@ -174,13 +219,10 @@ def guard_frames(handler, call: StereoCall, margin_db: float | None) -> tuple[fl
     return float(kept), float(kept_both), float(leaked)
 
 
-def frames_study(handler, seeds: Sequence[int], margins: Sequence[float | None], held_out: bool, synth: Synth) -> None:
-    conditions = {"held-out voices, random conditions": None} if held_out else FRAME_CONDITIONS
+def frames_study(handler, conditions: dict[str, list[StereoCall]], margins: Sequence[float | None]) -> None:
     print("| conditions | margin | own speech kept | kept where both talk | other's solo speech let through |\n"
           "|---|---|---|---|---|")
-    for name, kwargs in conditions.items():
-        calls = [held_out_call(seed, synth) if kwargs is None else build_call(seed, synth=synth, **kwargs)
-                 for seed in seeds]
+    for name, calls in conditions.items():
         for margin in margins:
             r = np.mean([guard_frames(handler, call, margin) for call in calls], axis=0)
             label = "guard off" if margin is None else f"{margin:g} dB"
@@ -217,6 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=16.0)
     parser.add_argument("--mono-diarized", action="store_true", help="also the mono downmix, diarized")
     parser.add_argument("--write", type=Path, help="write each call's .wav and .stm here")
+    parser.add_argument("--ami", type=Path, help="calls of real speech from this ami-dev folder instead")
     args = parser.parse_args(argv)
     model = os.environ.get("WHISPER_MODEL_DIR")
     if not model:
@@ -235,16 +278,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     handler = EndpointHandler("")
     synth = Synth()
-    if args.frames:
-        frames_study(handler, args.seeds, [None if m == "off" else float(m) for m in args.margins], args.held_out, synth)
-        return 0
     settings = [("off", None) if m == "off" else (f"{float(m):g} dB", float(m)) for m in args.margins]
     totals: dict[str, list[dict]] = {}
+    if args.ami:
+        import json
+
+        clips = [e["name"] for e in json.loads((args.ami / "manifest.json").read_text())]
+        calls = [c for c in (ami_call(args.ami, clip, crosstalk_db=args.crosstalk_db, delay_s=args.delay_s)
+                             for clip in clips) if c is not None]
+        conditions = {f"AMI real speech, {args.crosstalk_db:g} dB, {1000 * args.delay_s:g} ms": calls}
+    elif args.held_out:
+        calls = [held_out_call(seed, synth, args.seconds) for seed in args.seeds]
+        conditions = {"held-out voices, random conditions": calls}
+    else:
+        calls = [build_call(seed, seconds=args.seconds, crosstalk_db=args.crosstalk_db, delay_s=args.delay_s,
+                            synth=synth) for seed in args.seeds]
+        conditions = {name: [build_call(seed, synth=synth, **kw) for seed in args.seeds]
+                      for name, kw in FRAME_CONDITIONS.items()} if args.frames else {}
+    if args.frames:
+        frames_study(handler, conditions, [None if m == "off" else float(m) for m in args.margins])
+        return 0
     print("| call | setting | WER | cpWER | cpWER - WER | words of a silent speaker |\n|---|---|---|---|---|---|")
-    for seed in args.seeds:
-        call = (held_out_call(seed, synth, args.seconds) if args.held_out else
-                build_call(seed, seconds=args.seconds, crosstalk_db=args.crosstalk_db, delay_s=args.delay_s,
-                           synth=synth))
+    for call in calls:
         if args.write:
             args.write.mkdir(parents=True, exist_ok=True)
             sf.write(args.write / f"{call.uri}.wav", call.channels, SAMPLE_RATE, subtype="PCM_16")

@@ -71,6 +71,8 @@ def dominance(channels: Sequence[np.ndarray], frame_s: float, sample_rate: int, 
     would put there (or it is the loudest)."""
     levels = np.array([_levels(samples, frame_s, sample_rate, frames, smooth_s) for samples in channels])
     out = np.ones(levels.shape, bool)
+    if not levels.size:
+        return out
     for b, source in enumerate(levels):
         loud = source >= np.percentile(source, 90) - 10.0  # where b's own speaker talks (mostly alone)
         for a in range(len(levels)):

@@ -63,6 +63,14 @@ def test_mono_audio_is_refused_naming_the_parameter_and_the_next_request_is_serv
     assert out["metadata"]["multichannel"]["channels"] == 2
 
 
+@pytest.mark.parametrize("seconds", [3.0, 0.01])
+def test_silent_or_tiny_stereo_gives_an_empty_result(handler, seconds):
+    noise = 0.001 * np.random.default_rng(0).standard_normal((int(seconds * 16000), 2)).astype(np.float32)
+    out = handler({"inputs": wav_bytes(noise, 16000), "parameters": {"multichannel": True}})
+    assert out["text"] == "" and out["speakers"] == [] and out.get("words", []) == []
+    assert out["metadata"]["speech_detected"] is False
+
+
 @pytest.mark.parametrize("parameters, match", [
     ({"num_speakers": 2}, "num_speakers"),
     ({"max_speakers": 3, "diarize": True}, "max_speakers, diarize"),
