@@ -73,7 +73,8 @@ class MultichannelStages:
         own = [ch.own_speech(a, d) for a, d in zip(activities, dominant)]
         return [ch.Channel(ch.silence_elsewhere(c, a, d), a) for c, a, d in zip(channels, own, dominant)]
 
-    def transcribe_channels(self, channels: list[ch.Channel], options: DecodeOptions, progress=None) -> list[Transcript]:
+    def transcribe_channels(self, channels: list[ch.Channel], options: DecodeOptions,
+                            progress=None) -> list[Transcript]:
         """Each channel's words, timed and fitted to its own speech."""
         out = []
         for k, channel in enumerate(channels):

@@ -185,10 +185,15 @@ def score(call: StereoCall, words: list[dict]) -> dict:
     ref_speakers: dict[str, list[str]] = {}
     for speaker, *_, text in rows:
         ref_speakers.setdefault(speaker, []).append(text)
-    cp = cpwer_details({k: " ".join(v) for k, v in ref_speakers.items()}, {k: " ".join(v) for k, v in by_speaker.items()})
+    cp = cpwer_details({k: " ".join(v) for k, v in ref_speakers.items()},
+                       {k: " ".join(v) for k, v in by_speaker.items()})
     label = {f"SPEAKER_{k:02d}": s for k, s in enumerate(SPEAKERS)}
-    silent = sum(1 for w in words if not any(s == label.get(w["speaker"]) and a - 0.3 <= (w["start"] + w["end"]) / 2 <= b + 0.3
-                                             for s, a, b, _ in rows))
+
+    def speaking(w: dict) -> bool:
+        middle = (w["start"] + w["end"]) / 2
+        return any(s == label.get(w["speaker"]) and a - 0.3 <= middle <= b + 0.3 for s, a, b, _ in rows)
+
+    silent = sum(1 for w in words if not speaking(w))
     w_ = wer(reference, hypothesis)
     return {"wer": w_, "cpwer": cp["cpwer"], "diff": cp["cpwer"] - w_, "silent_words": silent, "words": len(words)}
 
@@ -204,7 +209,8 @@ FRAME_CONDITIONS = {  # name -> build_call arguments
 def guard_frames(handler, call: StereoCall, margin_db: float | None) -> tuple[float, float, float]:
     """(own speech kept, own speech kept where both talk, other's solo speech let through),
     over 32 ms frames against the reference turns, from the handler's `channel_speech`."""
-    channels = handler.decode_channels({"inputs": wav_bytes(call)}, handler.check({"parameters": {"multichannel": True}}))
+    request = handler.check({"parameters": {"multichannel": True}})
+    channels = handler.decode_channels({"inputs": wav_bytes(call)}, request)
     prepared = handler.channel_speech(channels, margin_db=margin_db)
     masks = [c.activity.mask for c in prepared]
     t = (np.arange(len(masks[0])) + 0.5) * prepared[0].activity.frame_s
