@@ -74,6 +74,8 @@ class ModelSettings(BaseSettings):
     max_payload_bytes: int = Field(200 * 1024 * 1024, ge=1)
     max_audio_s: float = Field(4 * 3600.0, gt=0)
     max_batch_size: int = Field(64, ge=1)
+    # `multichannel` requests: at most this many channels (each is transcribed on its own).
+    max_channels: int = Field(8, ge=2)
     # Run a short dummy request at start-up so the first client does not pay for lazy init.
     warmup: bool = True
 
@@ -144,6 +146,8 @@ class InferenceConfig(BaseModel):
     # `speaker_embeddings` of an earlier response
     known_speakers: dict[str, str | list[float]] | None = None
     return_speaker_embeddings: bool = False
+    # Stereo calls: each channel transcribed on its own as one speaker (SPEAKER_00 = the first).
+    multichannel: bool = False
 
     @field_validator("language", mode="before")
     @classmethod
@@ -193,6 +197,13 @@ class InferenceConfig(BaseModel):
             or (self.max_speakers and self.num_speakers > self.max_speakers)
         ):
             raise ValueError("num_speakers must lie between min_speakers and max_speakers")
+        if self.multichannel:
+            clashes = [name for name in ("num_speakers", "min_speakers", "max_speakers", "known_speakers")
+                       if getattr(self, name) is not None]
+            clashes += [name for name in ("diarize", "return_speaker_embeddings") if getattr(self, name) is True]
+            if clashes:
+                raise ValueError(f"parameter 'multichannel': each channel is one speaker, so it cannot be combined "
+                                 f"with {', '.join(clashes)} (they are for diarization, which does not run then)")
         return self
 
     @property

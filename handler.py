@@ -20,6 +20,7 @@ import torch
 
 import diarization_utils
 from config import InferenceConfig, ModelSettings
+from multichannel import MultichannelStages
 from speech_endpoint import audio as audio_io
 from speech_endpoint import device, response, skipped_speech
 from speech_endpoint.asr import DecodeOptions, WhisperASR
@@ -55,7 +56,7 @@ class Request:
     diarize: bool
 
 
-class EndpointHandler:
+class EndpointHandler(MultichannelStages):
     def __init__(self, path: str = ""):
         self.settings = ModelSettings.from_env()
         s = self.settings
@@ -81,6 +82,8 @@ class EndpointHandler:
         Whisper's windows finish."""
         started = time.perf_counter()
         request = self.check(data)
+        if request.config.multichannel:  # stereo calls: `multichannel.py`
+            return self.transcribe_call(data, request, started, progress=progress)
         audio = self.decode(data, request)
         decoded = time.perf_counter()
         references = self.references(request)
@@ -110,7 +113,8 @@ class EndpointHandler:
             if "batch_size" in config.model_fields_set:
                 raise ClientError(f"parameter 'batch_size': at most {s.max_batch_size} on this endpoint")
             batch_size = s.max_batch_size  # the default (24) must not refuse requests on a smaller limit
-        if self.diarizer is None and (config.wants_speakers or config.diarize or "rttm" in config.output_formats):
+        wants_diarizer = config.wants_speakers or config.diarize or "rttm" in config.output_formats
+        if self.diarizer is None and not config.multichannel and wants_diarizer:  # channels are speakers
             raise ClientError(
                 "Speaker diarization was requested (diarize, num_speakers, min_speakers, max_speakers, "
                 "known_speakers, return_speaker_embeddings or rttm) but this endpoint has no "
@@ -139,7 +143,7 @@ class EndpointHandler:
             else:
                 assisted = False
         return Request(config=config, batch_size=batch_size, beam_size=beam_size, assisted=assisted,
-                       diarize=self.diarizer is not None and config.diarize is not False)
+                       diarize=self.diarizer is not None and config.diarize is not False and not config.multichannel)
 
     def decode(self, data: dict[str, Any], request: Request) -> Audio:
         """The request's audio as mono 16 kHz float32, decoded once, in memory."""

@@ -1,4 +1,5 @@
-"""Request payload -> `Audio` (mono float32, 16 kHz), decoded once, in memory.
+"""Request payload -> `Audio` (mono float32, 16 kHz), decoded once, in memory; for
+stereo calls, one `Audio` per channel (`decode_channels`).
 
 Containers (wav, flac, mp3, ogg/opus, webm, m4a, amr, ...) are decoded with PyAV, which
 bundles FFmpeg's libraries, so no ffmpeg binary is needed. A container's own sample rate
@@ -56,12 +57,22 @@ def decode(data: bytes, *, input_format: str = "auto", sampling_rate: int = SAMP
            max_seconds: float | None = None) -> Audio:
     """Decode bytes to mono 16 kHz float32. Raises ClientError for bytes that are no audio."""
     if input_format == "auto":
-        samples = _decode_container(data, max_seconds)
+        samples = _decode_container(data, max_seconds)[0]
     else:
         samples = _decode_pcm(data, input_format, sampling_rate)
         if max_seconds is not None and len(samples) > max_seconds * SAMPLE_RATE:
             raise ClientError(_too_long(max_seconds))
     return Audio(_sanitize(samples), SAMPLE_RATE)
+
+
+def decode_channels(data: bytes, *, max_seconds: float | None = None, max_channels: int = 8) -> list[Audio]:
+    """Decode a container to one 16 kHz float32 `Audio` per channel, not downmixed (for
+    stereo calls: one speaker per channel). `max_seconds` counts every channel's seconds,
+    as each is transcribed; more than `max_channels` channels are refused."""
+    channels = _decode_container(data, max_seconds, max_channels=max_channels)
+    if max_seconds is not None and channels.size > max_seconds * SAMPLE_RATE:
+        raise ClientError(_too_long(max_seconds) + ", counting each channel")
+    return [Audio(_sanitize(samples), SAMPLE_RATE) for samples in channels]
 
 
 def _too_long(max_seconds: float) -> str:
@@ -100,7 +111,8 @@ def _fit(samples: np.ndarray, length: int) -> np.ndarray:
     return np.concatenate([samples, np.zeros(length - len(samples), np.float32)])
 
 
-def _decode_container(data: bytes, max_seconds: float | None) -> np.ndarray:
+def _decode_container(data: bytes, max_seconds: float | None, max_channels: int | None = None) -> np.ndarray:
+    """(channels, samples) at 16 kHz: one row, downmixed, when `max_channels` is None."""
     import av
 
     try:
@@ -115,23 +127,21 @@ def _decode_container(data: bytes, max_seconds: float | None) -> np.ndarray:
         stream = next((s for s in container.streams if s.type == "audio"), None)
         if stream is None:
             raise ClientError("The file has no audio track")
-        # Downmix + resample in one go: FFmpeg's resampler follows each frame's own layout/rate.
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+        resampler = None
         chunks: list[np.ndarray] = []
         total = 0
         limit = None if max_seconds is None else int(max_seconds * SAMPLE_RATE)
         failed = False
         try:
             for frame in container.decode(stream):
-                frame.pts = None  # let the resampler count samples; broken pts must not shift audio
-                for out in resampler.resample(frame):
-                    arr = out.to_ndarray().reshape(-1)
-                    chunks.append(arr)
-                    total += len(arr)
+                if resampler is None:
+                    resampler = _Resampler(frame, max_channels)
+                for chunk in resampler.resample(frame):
+                    chunks.append(chunk)
+                    total += chunk.shape[1]
                 if limit is not None and total > limit:
                     raise ClientError(_too_long(max_seconds))
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1))
+            chunks.extend(resampler.resample(None) if resampler else ())
         except ClientError:
             raise
         except (av.FFmpegError, ValueError, OSError, EOFError):
@@ -141,10 +151,57 @@ def _decode_container(data: bytes, max_seconds: float | None) -> np.ndarray:
         raise ClientError("Could not decode any audio from the file: it is damaged or truncated")
     if failed:
         log.info("audio stream ended with a decoding error; using the %.1f s decoded before it", total / SAMPLE_RATE)
-    samples = np.concatenate(chunks) if chunks else np.zeros(0, np.float32)
-    if limit is not None and len(samples) > limit:
+    samples = np.concatenate(chunks, axis=1) if chunks else np.zeros((1, 0), np.float32)
+    if limit is not None and samples.shape[1] > limit:
         raise ClientError(_too_long(max_seconds))
     return samples
+
+
+class _Resampler:
+    """Frames -> (channels, samples) float32 at 16 kHz. Downmixed (`max_channels` None):
+    FFmpeg's resampler follows each frame's own layout and rate. Channels kept: each is
+    resampled on its own as mono, since PyAV 18 crashes converting 8-channel layouts."""
+
+    def __init__(self, frame, max_channels: int | None):
+        import av
+
+        self.channels = None if max_channels is None else len(frame.layout.channels)
+        if self.channels is not None and self.channels > max_channels:
+            raise ClientError(f"The audio has {self.channels} channels; at most {max_channels} on this endpoint")
+        make = lambda: av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)  # noqa: E731
+        self.resamplers = [make() for _ in range(self.channels or 1)]
+
+    def resample(self, frame) -> list[np.ndarray]:
+        import av
+
+        if frame is None:
+            outs = [r.resample(None) for r in self.resamplers]
+        elif self.channels is None:
+            frame.pts = None  # let the resampler count samples; broken pts must not shift audio
+            outs = [self.resamplers[0].resample(frame)]
+        else:
+            outs = []
+            for resampler, row in zip(self.resamplers, _planes(frame, self.channels)):
+                mono = av.AudioFrame.from_ndarray(np.ascontiguousarray(row[None, :]), format="flt", layout="mono")
+                mono.sample_rate = frame.sample_rate
+                outs.append(resampler.resample(mono))
+        rows = [np.concatenate([f.to_ndarray().reshape(-1) for f in out]) if out else np.zeros(0, np.float32)
+                for out in outs]
+        length = min(len(r) for r in rows)  # FFmpeg buffers every channel alike; guard anyway
+        return [np.stack([r[:length] for r in rows])] if length else []
+
+
+def _planes(frame, channels: int) -> np.ndarray:
+    """A frame's samples as (channels, samples) float32 in [-1, 1], whatever its format."""
+    arr = frame.to_ndarray()
+    if not frame.format.is_planar:
+        arr = arr.reshape(-1, channels).T
+    arr = arr[:channels]
+    if arr.dtype.kind == "f":
+        return np.ascontiguousarray(arr, dtype=np.float32)
+    if arr.dtype == np.uint8:
+        return (arr.astype(np.float32) - 128.0) / 128.0
+    return arr.astype(np.float32) / float(np.iinfo(arr.dtype).max + 1)
 
 
 def _sanitize(samples: np.ndarray) -> np.ndarray:

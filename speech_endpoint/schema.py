@@ -195,6 +195,7 @@ class MetadataJSON(TypedDict):
     timings: TimingsJSON
     known_speakers: NotRequired[dict[str, dict]]  # name -> {"matched": bool, "similarity": best cosine}
     diarization_params: NotRequired[dict[str, dict]]  # the pipeline's parameters, when it ran and has any
+    multichannel: NotRequired[dict]  # {"channels": n, "speakers": the label of each channel, in order}
 
 
 class ResponseJSON(TypedDict):
