@@ -20,7 +20,7 @@ from speech_endpoint import audio as audio_io
 from speech_endpoint import channels as ch
 from speech_endpoint.asr import DecodeOptions
 from speech_endpoint.errors import ClientError
-from speech_endpoint.schema import Attribution, Audio, ResponseJSON, SpeechActivity, Transcript
+from speech_endpoint.schema import Attribution, Audio, Redecoded, ResponseJSON, SpeechActivity, Transcript
 from speech_endpoint.sentences import join_words, segments_from_words
 
 
@@ -38,6 +38,7 @@ class MultichannelStages:
         attribution = self.attribute_channels(transcripts, prepared)
         finished = time.perf_counter()
         timings = {"decode_s": decoded - started, "asr_s": transcribed - decoded,
+                   "redecode_s": sum(t.redecoded.seconds for t in transcripts),
                    "diarization_s": finished - transcribed, "total_s": finished - started}
         return self.render_call(request, prepared, options, transcripts, attribution, timings)
 
@@ -97,7 +98,9 @@ class MultichannelStages:
         first = channels[0].activity
         speech = SpeechActivity(first.frame_s, np.max([c.activity.scores for c in channels], axis=0),
                                 np.any([c.activity.mask for c in channels], axis=0))
-        transcript = Transcript(join_words(attribution.words), attribution.words, ch.language(transcripts))
+        redecoded = Redecoded(tuple(k for t in transcripts for k in t.redecoded.skips),
+                              tuple(loop for t in transcripts for loop in t.redecoded.loops))
+        transcript = Transcript(join_words(attribution.words), attribution.words, ch.language(transcripts), redecoded)
         out = self.render(request, channels[0].audio, speech, options, transcript, attribution, timings)
         metadata = out["metadata"]
         metadata["diarization"] = False
