@@ -97,8 +97,9 @@ def assign_speakers(
     With `smooth`, `rules` (all of `attribution_rules.RULES` by default) repair boundary
     errors; `smooth=False` is plain maximum overlap. `language` (a Whisper code) picks the
     word lists the rules may use (`speech_endpoint.word_lists`): None or a language without
-    a list gets only the language-independent rules. No usable turns (none, or none with finite times): every word
-    gets speaker None, leaving the caller to decide (e.g. report no speakers).
+    a list gets only the language-independent rules. No usable turns (none, or none with
+    finite times): every word gets speaker None, leaving the caller to decide (e.g. report
+    no speakers).
     """
     clean = clean_turns(turns)
     if not clean:

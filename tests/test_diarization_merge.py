@@ -11,13 +11,14 @@ from hypothesis import strategies as st
 
 from diarization_utils import (
     assign_speakers as assign_and_relabel,
+    attribute,
     group_utterances,
     relabel_in_order,
     speaker_label_map,
 )
 from evaluation.baseline import nearest_chunk_end_speakers
 from speech_endpoint.attribution_rules import RULES
-from speech_endpoint.schema import Segment, Turn, Utterance, Word
+from speech_endpoint.schema import Diarization, Segment, Turn, Utterance, Word
 
 # Most tests check which of the diarizer's own labels a word gets, so keep them.
 assign_speakers = partial(assign_and_relabel, relabel=False)
@@ -183,6 +184,10 @@ def test_the_english_opener_list_applies_only_to_english(language):
     exclusive = [Turn(0.0, 2.75, "B"), Turn(2.75, 5.0, "A")]
     assert speakers(assign_speakers(words, exclusive, full_turns=full, language=language))[7] == "B"
     assert speakers(assign_speakers(words, exclusive, full_turns=full, language="EN"))[7] == "A"
+    # the handler's entry point passes the transcript's language on
+    diarization = Diarization(exclusive=exclusive, full=full)
+    assert [w.speaker for w in attribute(words, diarization, language=language).words][7] == "SPEAKER_00"
+    assert [w.speaker for w in attribute(words, diarization, language="en").words][7] == "SPEAKER_01"
 
 
 def test_the_word_after_a_glued_reply_follows_a_handover_inside_it():
