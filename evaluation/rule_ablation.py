@@ -1,8 +1,8 @@
 #!/usr/bin/env python
-"""Each attribution rule's gain per set of recordings, against plain maximum overlap:
-all rules (`speech_endpoint.attribution_rules.RULES`), the rules before rule 2's "nearest"
-was dropped, each rule removed, each rule alone, with the exact reference turns and with every turn boundary moved by up to 0.25 s
-(`evaluation.attribution_study`'s jitter protocol, 5 seeds).
+"""Each attribution rule's gain per set of recordings, against plain maximum overlap: all
+rules (`speech_endpoint.attribution_rules.RULES`), the rules before rule 2's "nearest" was
+dropped, each rule removed, each rule alone; with the exact reference turns and with every
+turn boundary moved by up to 0.25 s (`evaluation.attribution_study`'s jitter protocol, 5 seeds).
 
     ASR_MODEL=.../whisper-base OMP_NUM_THREADS=1 python -m evaluation.rule_ablation \\
         ami-dev=/work/shared/audio/ami-dev seed3=tests/data/corpus seed2=corpus-seed2/manifest.json \\
@@ -44,7 +44,8 @@ def rule_variants(language: str | None = "en") -> dict[str, Variant]:
     out = {BASELINE: variant(None), SHIPPED: variant(RULES), BEFORE: variant(RULES + DROPPED)}
     out.update({f"without {r}": variant(tuple(x for x in RULES if x != r)) for r in RULES})
     # "openers" is part of "edges", "takeback" and "overlapped" of "claims": alone, each comes with its rule
-    parts = {"openers": ("edges", "openers"), "takeback": ("claims", "takeback"), "overlapped": ("claims", "overlapped")}
+    parts = {"openers": ("edges", "openers"), "takeback": ("claims", "takeback"),
+             "overlapped": ("claims", "overlapped")}
     out.update({f"only {r}": variant(parts.get(r, (r,))) for r in RULES})
     return out
 
@@ -78,7 +79,8 @@ def summary(rows: dict) -> str:
         ok_exact = sum(x <= 0.01 + 1e-9 for x in exact)
         ok_jitter = sum(x <= 0.02 + 1e-9 for x in worst_seed)
         lines.append(f"| {name} | {statistics.fmean(exact):.4f} / {max(exact):.3f} | {worse_exact} / {worse_jitter} | "
-                     f"{statistics.fmean(jitter):.4f} / {max(worst_seed):.3f} | {ok_exact} / {ok_jitter} of {len(exact)} |")
+                     f"{statistics.fmean(jitter):.4f} / {max(worst_seed):.3f} | "
+                     f"{ok_exact} / {ok_jitter} of {len(exact)} |")
     return "\n".join(lines)
 
 
@@ -96,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("sets", nargs="+", metavar="NAME=PATH")
     parser.add_argument("--cache", type=Path, default=Path("study-cache"))
-    parser.add_argument("--per-clip", nargs="*", default=[], metavar="NAME", help="also a table per file for these sets")
+    parser.add_argument("--per-clip", nargs="*", default=[], metavar="NAME",
+                        help="also a table per file for these sets")
     parser.add_argument("--output", type=Path, help="all scores as JSON")
     args = parser.parse_args(argv)
     chosen = rule_variants()

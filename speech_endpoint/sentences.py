@@ -110,7 +110,8 @@ def sentence_ranges(words: Sequence[Word], *, max_pause: float = 1.0,
     begin = 0
     for i in range(len(words) - 1):
         gap = word_span(words[i + 1])[0] - word_span(words[i])[1]
-        if is_sentence_end(words[i].text) or gap > max_pause or (openers and starts_sentence(words[i + 1].text, openers)):
+        opener = bool(openers) and starts_sentence(words[i + 1].text, openers)
+        if is_sentence_end(words[i].text) or gap > max_pause or opener:
             ranges.append(range(begin, i + 1))
             begin = i + 1
     if words:
