@@ -13,10 +13,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
-from speech_endpoint.attribution_rules import repair
+from speech_endpoint.attribution_rules import RULES, repair
 from speech_endpoint.coverage import clean_turns, coverages, max_overlap_speakers
 from speech_endpoint.schema import Attribution, Diarization, Turn, Utterance, Word
 from speech_endpoint.sentences import join_words, monotonic, segments_from_words, word_span
+from speech_endpoint.word_lists import sentence_openers
 
 __all__ = [
     "attribute",
@@ -33,17 +34,20 @@ T = TypeVar("T", Word, Utterance, Turn)
 # ---- public API ----------------------------------------------------------------------------
 
 
-def attribute(words: Sequence[Word], diarization: Diarization | None) -> Attribution:
+def attribute(words: Sequence[Word], diarization: Diarization | None, *, language: str | None = None) -> Attribution:
     """The product's key step: words with speakers, cut into sentence segments and speaker
     utterances, with the full diarization (and the speakers' vectors) renamed like the words.
 
     `diarization` None means it did not run (speakers stay None); an empty one means it
     found nobody. Speakers are named SPEAKER_00, 01, ... in order of first appearance in
-    the words, then in the full diarization (speakers who said no recognised word)."""
+    the words, then in the full diarization (speakers who said no recognised word).
+    `language` (the transcript's Whisper code) picks the word lists the rules may use; a
+    language without a validated list, or None, gets only the language-independent rules."""
     words = list(words)
     if diarization is None:
         return Attribution(words=words, segments=segments_from_words(words))
-    raw = assign_speakers(words, diarization.exclusive, full_turns=diarization.full, relabel=False) if words else []
+    raw = assign_speakers(words, diarization.exclusive, full_turns=diarization.full, relabel=False,
+                          language=language) if words else []
     mapping = speaker_label_map(raw, diarization.full or diarization.exclusive)
     words = relabel_in_order(raw, mapping)
     turns = relabel_in_order(diarization.full, mapping)
@@ -73,7 +77,8 @@ def assign_speakers(
     full_turns: Sequence[Turn] | None = None,
     relabel: bool = True,
     smooth: bool = True,
-    rules: Sequence[str] = ("edges", "claims", "clauses"),  # rules 1, 2 and 3
+    rules: Sequence[str] = RULES,
+    language: str | None = None,
     tolerance: float = 0.5,
     sentence_pause: float = 1.0,
     margin: float = 0.25,
@@ -89,9 +94,12 @@ def assign_speakers(
     with zero length, to the nearest turn; a word with start > end counts as a point
     midway. Turns may be unsorted and may overlap.
 
-    With `smooth`, `rules` (all three by default) repair boundary errors; `smooth=False` is
-    plain maximum overlap. No usable turns (none, or none with finite times): every word
-    gets speaker None, leaving the caller to decide (e.g. report no speakers).
+    With `smooth`, `rules` (all of `attribution_rules.RULES` by default) repair boundary
+    errors; `smooth=False` is plain maximum overlap. `language` (a Whisper code) picks the
+    word lists the rules may use (`speech_endpoint.word_lists`): None or a language without
+    a list gets only the language-independent rules. No usable turns (none, or none with
+    finite times): every word gets speaker None, leaving the caller to decide (e.g. report
+    no speakers).
     """
     clean = clean_turns(turns)
     if not clean:
@@ -105,7 +113,7 @@ def assign_speakers(
     labels = max_overlap_speakers(spans, cover, full)
     if smooth:
         repair(labels, words, spans, cover, full, full_clean, rules=rules, tolerance=tolerance,
-               sentence_pause=sentence_pause, margin=margin)
+               sentence_pause=sentence_pause, margin=margin, openers=sentence_openers(language))
     out = [replace(w, speaker=label) for w, label in zip(words, labels)]
     return relabel_in_order(out) if relabel else out
 

@@ -196,8 +196,10 @@ class EndpointHandler(MultichannelStages):
                              max_speakers=c.max_speakers, embeddings=bool(c.known_speakers or c.return_speaker_embeddings))
 
     def attribute(self, transcript: Transcript, diarization: Diarization | None) -> Attribution:
-        """Every word to exactly one speaker, then sentences and utterances."""
-        return diarization_utils.attribute(transcript.words, diarization)
+        """Every word to exactly one speaker, then sentences and utterances. The rules use
+        the transcript's language's word lists; an English-only model's is English."""
+        language = transcript.language or (None if self.asr.multilingual else "en")
+        return diarization_utils.attribute(transcript.words, diarization, language=language)
 
     def references(self, request: Request) -> dict[str, list[float]]:
         """A speaker vector per known speaker: from their clip (decoded, its speech found

@@ -107,20 +107,21 @@ def nearest_chunk_end(words: list[Word], d: Diarization) -> list[Word]:
 
 def variants() -> dict[str, Variant]:
     """The rule sets compared (speech_endpoint/attribution_rules.py numbers the rules): each takes
-    the words and a diarization, returns the words with speakers (the diarizer's labels)."""
+    the words and a diarization, returns the words with speakers (the diarizer's labels). The
+    conversations are English, so the English word lists apply."""
     from diarization_utils import assign_speakers
 
     def variant(full: bool = True, **options) -> Variant:
         return lambda words, d: assign_speakers(words, d.exclusive, full_turns=d.full if full else None,
-                                                relabel=False, **options)
+                                                relabel=False, language="en", **options)
 
     return {
         "nearest chunk end (old reference)": nearest_chunk_end,
         "max overlap, exclusive turns": variant(full=False, smooth=False),
         "rule 0: max overlap, full turns": variant(smooth=False),
-        "rules 0 + 1 (edges)": variant(rules=("edges",)),
-        "rules 0 + 2 (claims)": variant(rules=("claims",)),
-        "rules 0 + 1 + 2": variant(rules=("edges", "claims")),
+        "rules 0 + 1 (edges)": variant(rules=("edges", "openers")),
+        "rules 0 + 2 (claims)": variant(rules=("claims", "takeback")),
+        "rules 0 + 1 + 2": variant(rules=("edges", "openers", "claims", "takeback")),
         "rules 0 + 1 + 2 + 3, no boundary margin": variant(margin=0.0),
         "rules 0 + 1 + 2 + 3 (the endpoint's)": variant(),
     }

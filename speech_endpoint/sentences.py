@@ -19,13 +19,6 @@ CLAUSE_END = frozenset(",;:，、；：،")
 # Closing quotes/brackets that may follow the final mark: `He said "no."` ends a sentence.
 _CLOSERS = "\"'”’»)]}」』）】"
 _OPENERS = "\"'“‘«([{"
-# English function words and replies that take a capital only at a sentence start.
-_SENTENCE_OPENERS = frozenset(
-    "the a an we it its so and but or yes no okay ok yeah right sure well oh that this these those there "
-    "they you your he she his her our my what when how why where who which let's if then now do does did is "
-    "are was were can could should would will thanks thank good great not just maybe all one two after "
-    "before in on at for with from to of".split()
-)
 # Abbreviations whose dot does not end a sentence (lower-case, with the dot).
 _ABBREVIATIONS = frozenset(
     {"mr.", "mrs.", "ms.", "dr.", "prof.", "st.", "jr.", "sr.", "vs.", "e.g.", "i.e.", "approx."}
@@ -95,27 +88,30 @@ def is_clause_end(text: str) -> bool:
     return bool(stripped) and stripped[-1] in CLAUSE_END
 
 
-def starts_sentence(text: str) -> bool:
-    """Whether a word is a capitalised English function word ("The", "We", "So"): one
-    that is written with a capital only at the start of a sentence. Whisper keeps that
-    capital where it drops the full stop before it, typically when two speakers overlap
-    ("... desktop users The page load time ..."). "I" and names are never counted; other
-    languages rely on punctuation alone."""
+def starts_sentence(text: str, openers: frozenset[str]) -> bool:
+    """Whether a word is a capitalised function word from `openers` (lower case; the
+    language's list in `speech_endpoint.word_lists`): "The", "We", "So" are written with a
+    capital only at the start of a sentence. Whisper keeps that capital where it drops the
+    full stop before it, typically when two speakers overlap ("... desktop users The page
+    load time ..."). "I" and names are never in a list; with no list, punctuation alone
+    decides."""
     stripped = text.strip().lstrip(_OPENERS).rstrip(_CLOSERS + ".,;:?!")
-    return stripped[:1].isupper() and stripped.lower() in _SENTENCE_OPENERS
+    return stripped[:1].isupper() and stripped.lower() in openers
 
 
-def sentence_ranges(words: Sequence[Word], *, max_pause: float = 1.0, capitals: bool = False) -> list[range]:
+def sentence_ranges(words: Sequence[Word], *, max_pause: float = 1.0,
+                    openers: frozenset[str] = frozenset()) -> list[range]:
     """Index ranges of the sentences in `words`: a sentence ends at sentence-final
     punctuation or where the pause to the next word exceeds `max_pause` seconds (speech
-    without punctuation still gets broken at silences); with `capitals`, also before a
+    without punctuation still gets broken at silences); with `openers`, also before a
     word that `starts_sentence`. Speakers are ignored here, so diarization smoothing can
     reason about whole sentences."""
     ranges: list[range] = []
     begin = 0
     for i in range(len(words) - 1):
         gap = word_span(words[i + 1])[0] - word_span(words[i])[1]
-        if is_sentence_end(words[i].text) or gap > max_pause or (capitals and starts_sentence(words[i + 1].text)):
+        opener = bool(openers) and starts_sentence(words[i + 1].text, openers)
+        if is_sentence_end(words[i].text) or gap > max_pause or opener:
             ranges.append(range(begin, i + 1))
             begin = i + 1
     if words:

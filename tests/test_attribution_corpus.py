@@ -68,3 +68,21 @@ def test_the_rules_beat_plain_overlap_and_the_old_reference():
                 totals[name] += cp_minus_wer(item, rules[name](words, d))
     endpoint = totals["rules 0 + 1 + 2 + 3 (the endpoint's)"]
     assert endpoint < totals["max overlap, exclusive turns"] / 3 and endpoint < totals["nearest chunk end (old reference)"] / 10
+
+
+def test_the_rule_ablation_reports_every_rule_against_plain_overlap():
+    """evaluation.rule_ablation on three cached conversations: a row per variant (each rule
+    removed and alone), and the shipped rules cost no more than plain maximum overlap."""
+    from evaluation import rule_ablation
+    from evaluation.attribution_study import study
+    from speech_endpoint.attribution_rules import RULES
+
+    items, words = rule_ablation.load(DATA, DATA)
+    chosen = {i.uri: i for i in items if i.uri in ("oneword_glued_s3", "interruptions_s3", "backchannels_s3")}
+    rows = study(list(chosen.values()), words, {}, rule_ablation.rule_variants())
+    table = rule_ablation.summary(rows)
+    for rule in RULES:
+        assert f"| without {rule} |" in table and f"| only {rule} |" in table
+    shipped, plain = rows[rule_ablation.SHIPPED], rows[rule_ablation.BASELINE]
+    assert sum(v["exact"] + v["jitter_mean"] for v in shipped.values()) <= sum(
+        v["exact"] + v["jitter_mean"] for v in plain.values())

@@ -5,17 +5,20 @@ from __future__ import annotations
 import math
 from functools import partial
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from diarization_utils import (
     assign_speakers as assign_and_relabel,
+    attribute,
     group_utterances,
     relabel_in_order,
     speaker_label_map,
 )
 from evaluation.baseline import nearest_chunk_end_speakers
-from speech_endpoint.schema import Segment, Turn, Utterance, Word
+from speech_endpoint.attribution_rules import RULES
+from speech_endpoint.schema import Diarization, Segment, Turn, Utterance, Word
 
 # Most tests check which of the diarizer's own labels a word gets, so keep them.
 assign_speakers = partial(assign_and_relabel, relabel=False)
@@ -167,7 +170,24 @@ def test_a_capital_without_a_full_stop_starts_the_next_speakers_sentence():
     full = [Turn(0.0, 3.0, "B"), Turn(2.5, 5.0, "A")]
     exclusive = [Turn(0.0, 2.75, "B"), Turn(2.75, 5.0, "A")]
     assert speakers(assign_speakers(words, exclusive, full_turns=full, smooth=False))[7] == "B"  # the problem
-    assert speakers(assign_speakers(words, exclusive, full_turns=full)) == ["B"] * 7 + ["A"] * 6
+    assert speakers(assign_speakers(words, exclusive, full_turns=full, language="en")) == ["B"] * 7 + ["A"] * 6
+
+
+@pytest.mark.parametrize("language", ["de", "fr", "ja", None])
+def test_the_english_opener_list_applies_only_to_english(language):
+    """The same words in a transcript of another (or an unknown) language: no list of
+    sentence openers is validated for it, so "The" does not start a sentence and plain
+    punctuation decides (it stays with B, as maximum overlap gave it)."""
+    words = words_from("Mobile users behave differently from desktop users", step=0.35)
+    words += [Word(" The", 2.5, 2.65)] + words_from("page load time went up.", start=2.65)
+    full = [Turn(0.0, 3.0, "B"), Turn(2.5, 5.0, "A")]
+    exclusive = [Turn(0.0, 2.75, "B"), Turn(2.75, 5.0, "A")]
+    assert speakers(assign_speakers(words, exclusive, full_turns=full, language=language))[7] == "B"
+    assert speakers(assign_speakers(words, exclusive, full_turns=full, language="EN"))[7] == "A"
+    # the handler's entry point passes the transcript's language on
+    diarization = Diarization(exclusive=exclusive, full=full)
+    assert [w.speaker for w in attribute(words, diarization, language=language).words][7] == "SPEAKER_00"
+    assert [w.speaker for w in attribute(words, diarization, language="en").words][7] == "SPEAKER_01"
 
 
 def test_the_word_after_a_glued_reply_follows_a_handover_inside_it():
@@ -209,6 +229,29 @@ def test_swallowed_one_word_reply_is_claimed_back_by_its_turn():
     words += words_from("Then go.", start=3.1)
     assert speakers(assign_speakers(words, turns, smooth=False))[3] == "A"
     assert speakers(assign_speakers(words, turns))[3] == "B"
+
+
+def test_a_turn_without_words_does_not_take_a_word_beside_it_that_another_turn_holds():
+    """Real meetings: B spells a letter Whisper does not transcribe (a 0.3 s turn with no
+    word), and A's "Yeah," starts 0.1 s later, inside A's turn. The word stays A's; the
+    dropped "nearest" fallback gave it to B (ES2003a in ami-dev)."""
+    words = words_from("Okay let's start.") + words_from("My name is Bob.", start=1.5)
+    words += words_from("Yeah, go for it.", start=3.4)
+    turns = [Turn(0.0, 1.3, "A"), Turn(1.4, 2.8, "B"), Turn(3.0, 3.3, "B"), Turn(3.4, 5.0, "A")]
+    assert speakers(assign_speakers(words, turns))[7:] == ["A"] * 4
+    assert speakers(assign_speakers(words, turns, rules=RULES + ("nearest",)))[7] == "B"  # the old loss
+
+
+def test_a_turn_without_words_takes_a_word_beside_it_that_no_turn_touches():
+    """Whisper timed B's "Yes." 0.35 s after B's turn, in the pause before A's next turn:
+    no turn holds the word, so B's empty turn takes it, not A's "eat?" that is nearer but
+    inside A's turn (the dropped "nearest" fallback took "eat?")."""
+    words = words_from("Did you eat?") + words_from("Yes.", start=1.75) + words_from("Good.", start=2.2)
+    words += words_from("Then go.", start=3.5)
+    turns = [Turn(0.0, 1.0, "A"), Turn(1.1, 1.4, "B"), Turn(2.2, 3.0, "A"), Turn(3.5, 4.5, "B")]
+    assert speakers(assign_speakers(words, turns, smooth=False))[2:4] == ["A", "A"]  # the problem
+    assert speakers(assign_speakers(words, turns))[2:4] == ["A", "B"]
+    assert speakers(assign_speakers(words, turns, rules=RULES + ("nearest",)))[2:4] == ["B", "A"]
 
 
 def test_a_firm_word_is_not_taken_even_by_a_turn_left_without_words():

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from speech_endpoint.schema import Segment, Word
+from speech_endpoint.word_lists import sentence_openers
 from speech_endpoint.sentences import (
     is_sentence_end,
     segments_from_words,
@@ -47,14 +48,24 @@ def test_is_sentence_end(text, expected):
     ],
 )
 def test_starts_sentence(text, expected):
-    assert starts_sentence(text) is expected
+    assert starts_sentence(text, sentence_openers("en")) is expected
+    assert starts_sentence(text, sentence_openers(None)) is False
 
 
-def test_capitals_split_sentences_only_when_asked():
+def test_capitals_split_sentences_only_with_the_languages_openers():
     """Whisper dropped the full stop between two overlapping speakers but kept the capital."""
     words = words_from("from desktop users The page went up with Laura from Chicago")
     assert sentence_ranges(words) == [range(0, 11)]
-    assert sentence_ranges(words, capitals=True) == [range(0, 3), range(3, 11)]
+    assert sentence_ranges(words, openers=sentence_openers("en")) == [range(0, 3), range(3, 11)]
+    assert sentence_ranges(words, openers=sentence_openers("de")) == [range(0, 11)]
+
+
+def test_only_validated_languages_have_word_lists():
+    """English is the one language whose opener list was measured; other languages, an
+    unknown one and None get none, so no English word can split their sentences."""
+    assert "the" in sentence_openers("en") and sentence_openers("en") == sentence_openers(" EN ")
+    for language in ("de", "fr", "es", "zh", "xx", "", None):
+        assert sentence_openers(language) == frozenset()
 
 
 def test_empty():
