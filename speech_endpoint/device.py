@@ -9,6 +9,7 @@ it chose.
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 
 import torch
@@ -16,6 +17,8 @@ import torch
 from speech_endpoint.precision import native_bf16
 
 log = logging.getLogger(__name__)
+# where a loaded NVIDIA driver shows itself; without them there is no GPU to advise about
+NVIDIA_DRIVER_PATHS = ("/proc/driver/nvidia/version", "/dev/nvidiactl")
 
 
 class DeviceError(RuntimeError):
@@ -41,6 +44,8 @@ def cuda_problem() -> str | None:
     built = torch.version.cuda
     if built is None:
         return "this torch build has no CUDA support (a CPU wheel)"
+    if not any(os.path.exists(p) for p in NVIDIA_DRIVER_PATHS):
+        return "no GPU was found: this machine has no NVIDIA driver"
     try:
         torch.cuda.init()  # raises with the driver's own explanation
     except Exception as exc:  # noqa: BLE001 - only its message is used

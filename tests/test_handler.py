@@ -225,11 +225,25 @@ def test_device_setting(make_handler, tiny_models):
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is usable here")
-    with pytest.raises(DeviceError, match="DEVICE=cuda.*(CUDA|CPU wheel)"):
+    with pytest.raises(DeviceError, match="DEVICE=cuda.*(CUDA|CPU wheel|no GPU was found)"):
         make_handler(ASR_MODEL=tiny_models.whisper, DEVICE="cuda", WARMUP="false")
     handler = make_handler(ASR_MODEL=tiny_models.whisper, DEVICE="auto", WARMUP="false")
     meta = handler({"inputs": SPEECHY, "parameters": {}})["metadata"]
     assert meta["device"] == "cpu" and meta["dtype"].startswith("float32")
+
+
+def test_a_machine_without_an_nvidia_driver_is_told_no_gpu_was_found(monkeypatch):
+    """The driver advice is for a machine with a GPU; without a driver the reason is plain."""
+    import torch
+
+    from speech_endpoint import device
+
+    if torch.cuda.is_available() or torch.version.cuda is None:
+        pytest.skip("needs a CUDA build of torch without a usable GPU")
+    monkeypatch.setattr(device, "NVIDIA_DRIVER_PATHS", ("/nonexistent/nvidia",))
+    assert device.cuda_problem() == "no GPU was found: this machine has no NVIDIA driver"
+    monkeypatch.setattr(device, "NVIDIA_DRIVER_PATHS", ("/",))  # a driver is there, torch still cannot use it
+    assert "driver too old" in device.cuda_problem()
 
 
 def test_what_a_request_asks_for_beats_the_endpoints_decoding_default(make_handler, tiny_models, monkeypatch):
