@@ -36,7 +36,7 @@ from speech_endpoint.windows import speech_windows
 log = logging.getLogger(__name__)
 SAMPLES_PER_FRAME = SAMPLE_RATE // FRAMES_PER_SECOND  # audio samples per encoder frame (20 ms)
 MIN_WINDOW_S = 1.0
-REDECODE_WINDOW_S = 30.0  # longest window when skipped speech is decoded again (measured: README)
+SEQUENTIAL_WINDOW_S = 30.0  # Whisper's own window: skipped speech after sequential decoding is cut to it
 # speculative decoding's settings, read from the assistant's generation_config.json
 ASSISTANT_SETTINGS = ("num_assistant_tokens", "num_assistant_tokens_schedule", "assistant_confidence_threshold")
 
@@ -128,9 +128,10 @@ class WhisperASR:
                 transcript = self._sequential(audio, options)
             else:
                 transcript = self._windows(audio, activity, options, progress)
-            window_s = min(options.chunk_length_s or REDECODE_WINDOW_S, REDECODE_WINDOW_S)
+            # skipped speech is cut into windows as the first pass cut its own
+            window_s = max(options.chunk_length_s or SEQUENTIAL_WINDOW_S, MIN_WINDOW_S)
             return guard(transcript, activity, len(audio.samples), audio.sample_rate,
-                         sequential=options.chunk_length_s == 0, max_window_s=max(window_s, MIN_WINDOW_S),
+                         sequential=options.chunk_length_s == 0, max_window_s=window_s,
                          decode=lambda spans: self._decode(audio, spans, transcript.language, options)[0])
 
     def warm_up(self) -> None:

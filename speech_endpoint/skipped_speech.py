@@ -28,7 +28,7 @@ from speech_endpoint.sentences import join_words
 from speech_endpoint.speech_activity import speech_runs
 from speech_endpoint.windows import speech_windows
 
-MIN_SPEECH_S = 1.0  # speech in a stretch without words before it is decoded again (measured: README)
+MIN_SPEECH_S = 1.0  # speech in a stretch without words before it is decoded again (docs/benchmarks.md)
 REACH_S = 0.5  # speech this close to a word belongs to it: word times are approximate
 MAX_PAUSE_S = 2.0  # a longer pause ends a stretch
 LOOP_SPAN_S = 30.0  # loops are measured per stretch of words this long (one Whisper window)
