@@ -42,6 +42,7 @@ import numpy as np  # noqa: E402
 from evaluation import in_process, peers  # noqa: E402
 from evaluation.oracle_diarization import rttm_turns  # noqa: E402
 from evaluation.scoring import normalize, read_stm, wer_counts  # noqa: E402
+from speech_endpoint.coverage import Coverage  # noqa: E402
 
 REACH_S = 1.0  # reference speech farther than this from every word counts as without words
 
@@ -65,30 +66,16 @@ def clips(paths: Sequence[str | Path]) -> list[Clip]:
                 reference = " ".join(row[3] for row in read_stm(stm))
             else:
                 continue
-            turns = [(t.start, t.end) for t in rttm_turns(rttm)] if rttm.is_file() else []
-            found.append(Clip(wav.stem, wav, " ".join(reference.split()), union(turns)))
+            turns = Coverage([(t.start, t.end) for t in rttm_turns(rttm)] if rttm.is_file() else [])
+            found.append(Clip(wav.stem, wav, " ".join(reference.split()), list(zip(turns.starts, turns.ends))))
     return found
-
-
-def union(spans: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
-    out: list[tuple[float, float]] = []
-    for start, end in sorted(spans):
-        if out and start <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], end))
-        else:
-            out.append((start, end))
-    return out
 
 
 def speech_without_words(speech: Sequence[tuple[float, float]], words: Sequence[tuple[float, float]],
                          reach: float = REACH_S) -> float:
     """Seconds of `speech` farther than `reach` from every word span."""
-    near = union([(max(0.0, s - reach), e + reach) for s, e in words])
-    total = 0.0
-    for s, e in speech:
-        covered = sum(max(0.0, min(e, b) - max(s, a)) for a, b in near)
-        total += (e - s) - covered
-    return total
+    near = Coverage([(max(0.0, s - reach), e + reach) for s, e in words])
+    return sum((e - s) - near.overlap(s, e) for s, e in speech)
 
 
 def handler_system(handler, parameters: dict) -> Callable[[Path], dict]:
