@@ -19,6 +19,7 @@ import math
 import re
 import threading
 
+import numpy as np
 import openai
 import pytest
 import requests
@@ -181,6 +182,24 @@ def test_speaker_fields_pass_through(client, reference):
     subtitles = client.audio.transcriptions.create(file=upload(), model="m", response_format="srt",
                                                    extra_body={"diarize": "false"})
     assert subtitles == reference("transcribe", diarize=False)["srt"] and "SPEAKER_" not in subtitles
+
+
+def test_a_stereo_call_is_split_by_channel_and_mono_is_refused(client, server):
+    from support.audio_factory import speech, wav_bytes
+
+    left, right = speech(3.0, seed=0)[:, 0], speech(3.0, seed=2)[:, 0]
+    silence = np.zeros_like(left)
+    stereo = wav_bytes(np.stack([np.concatenate([left, silence]), np.concatenate([silence, right])], axis=1), 16000)
+    body = endpoint(client, "transcriptions").with_raw_response.create(
+        file=upload(stereo), model="m", response_format="verbose_json", timestamp_granularities=["word"],
+        extra_body={"multichannel": "true", "language": "en"})
+    words = json.loads(body.content)["words"]
+    assert words and {w["speaker"] for w in words} <= {"SPEAKER_00", "SPEAKER_01"}
+    assert all(w["end"] <= 3.5 for w in words if w["speaker"] == "SPEAKER_00")
+    assert all(w["start"] >= 2.5 for w in words if w["speaker"] == "SPEAKER_01")
+    response = requests.post(server.url + "/v1/audio/transcriptions", headers=AUTH,
+                             files=parts(model="m", multichannel="true"), timeout=120)
+    assert response.status_code == 400 and response.json()["error"]["param"] == "multichannel"
 
 
 def test_language_prompt_and_temperature(client, reference):

@@ -13,7 +13,9 @@ api_key=API_TOKEN or any text)`). Requests are multipart/form-data as OpenAI def
   response_format            json (default), text, srt, vtt, verbose_json
   timestamp_granularities[]  word and/or segment (the name without [] too): what
                              verbose_json lists; segments when none is given
-  num_speakers, min_speakers, max_speakers, diarize   this endpoint's speaker options
+  num_speakers, min_speakers, max_speakers, diarize, multichannel
+                             this endpoint's speaker options (multichannel: one speaker per
+                             channel of a stereo call)
   stream                     false only: answers are not streamed
 Other fields are ignored, as the handler ignores unknown parameters. The route maps them
 onto the handler's parameters (task transcribe / translate; `output_formats` for srt and
@@ -47,7 +49,7 @@ from speech_endpoint.serving.parsing import RequestError, media_type
 
 RESPONSE_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
 GRANULARITIES = ("word", "segment")
-SPEAKER_FIELDS = ("num_speakers", "min_speakers", "max_speakers", "diarize")
+SPEAKER_FIELDS = ("num_speakers", "min_speakers", "max_speakers", "diarize", "multichannel")
 MAX_FIELDS = 64
 SAFE_MODEL = re.compile(r"^[\x20-\x7e]{1,128}$")  # echoed in a header: printable ASCII only
 SUBTITLE_TYPES = {"srt": "text/plain; charset=utf-8", "vtt": "text/vtt; charset=utf-8"}

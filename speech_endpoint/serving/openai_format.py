@@ -12,7 +12,8 @@ such number, the field holds a documented neutral value instead of an invented o
   segments              the handler's sentence `chunks`, when segment timestamps are asked
                         for or no granularity is given:
     id, start, end, text  exact
-    speaker               who said it, when diarization ran (this endpoint's addition)
+    speaker               who said it, when diarization ran or the call was split by
+                          channel (multichannel; this endpoint's addition)
     temperature           0.0: the handler always decodes greedily, i.e. at temperature 0
     compression_ratio     computed as Whisper does: utf-8 bytes / zlib-compressed bytes
     avg_logprob           mean log probability of the segment's words when the words carry
@@ -25,8 +26,8 @@ such number, the field holds a documented neutral value instead of an invented o
                           windows at pauses and does not report them)
     tokens                []: the handler does not return token ids
   words                 [{word, start, end}] when word timestamps are asked for, plus
-                        `speaker` when diarization ran and `probability` when the handler's
-                        words carry it
+                        `speaker` when diarization ran (or multichannel) and `probability`
+                        when the handler's words carry it
   usage                 {"type": "duration", "seconds": duration} (transcriptions)
 """
 from __future__ import annotations
@@ -112,7 +113,8 @@ def word_entries(result: Mapping[str, Any], diarized: bool) -> list[dict[str, An
 def verbose_json(result: Mapping[str, Any], task: str, granularities: Collection[str]) -> dict[str, Any]:
     metadata = result.get("metadata") or {}
     duration = float(metadata.get("duration") or 0.0)
-    diarized = bool(metadata.get("diarization", bool(result.get("speakers"))))
+    # speakers come from the diarization or, for a multichannel call, from the channels
+    diarized = bool(metadata.get("diarization", bool(result.get("speakers"))) or metadata.get("multichannel"))
     body: dict[str, Any] = {"task": task, "language": reported_language(metadata.get("language"), task),
                             "duration": duration, "text": result.get("text") or ""}
     if "segment" in granularities or not granularities:
