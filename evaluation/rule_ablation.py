@@ -28,7 +28,7 @@ from speech_endpoint.schema import Word
 
 BASELINE = "max overlap"
 SHIPPED = "all rules"
-BEFORE = "before: all rules + nearest"
+BEFORE = "before: all rules + shared"  # the rules shipped before the last change (see DROPPED)
 WORSE = 0.01  # a file counts as worse than the baseline beyond this
 
 
@@ -41,7 +41,8 @@ def rule_variants(language: str | None = "en") -> dict[str, Variant]:
         return lambda words, d: assign_speakers(words, d.exclusive, full_turns=d.full, relabel=False,
                                                 smooth=rules is not None, rules=rules or (), language=language)
 
-    out = {BASELINE: variant(None), SHIPPED: variant(RULES), BEFORE: variant(RULES + DROPPED)}
+    out = {BASELINE: variant(None), SHIPPED: variant(RULES), BEFORE: variant(RULES + ("shared",))}
+    out.update({f"all rules + {d}": variant(RULES + (d,)) for d in DROPPED if d != "shared"})
     out.update({f"without {r}": variant(tuple(x for x in RULES if x != r)) for r in RULES})
     # "openers" is part of "edges", "takeback" and "overlapped" of "claims": alone, each comes with its rule
     parts = {"openers": ("edges", "openers"), "takeback": ("claims", "takeback"),

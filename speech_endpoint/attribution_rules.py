@@ -75,9 +75,10 @@ __all__ = ["DROPPED", "RULES", "repair"]
 # sentences also start at a capitalised opener of the language's list), "takeback" and
 # "overlapped" (rule 2's second and last fallbacks).
 RULES = ("edges", "openers", "claims", "takeback", "overlapped", "clauses")
-# What rule 2's last fallback no longer does (see above), named so that
-# evaluation/rule_ablation.py can still show what it cost.
-DROPPED = ("nearest",)
+# What rule 2 no longer does, named so that evaluation/rule_ablation.py can still show what
+# it cost: "nearest", its last fallback (see above); "shared", taking a word whose own
+# speaker's turn also covers its middle (see `_claim_words`).
+DROPPED = ("nearest", "shared")
 
 
 def repair(labels: list[str], words: Sequence[Word], spans: list[tuple[float, float]], cover: dict[str, Coverage],
@@ -168,8 +169,10 @@ def _claim_words(labels: list[str], overlap_labels: list[str] | None, spans: lis
     ("overlapped"), else the nearest within `tolerance` that no turn touches. This is a
     one-word reply that a boundary error, or Whisper gluing it to the next sentence, gave
     to the neighbour. Firm words are never taken, nor a word beside the turn that another
-    turn holds (unless "nearest"): on real speech a turn without a word is often an
-    utterance Whisper did not transcribe, and the word beside it is the neighbour's."""
+    turn holds (unless "nearest"), nor a word inside it whose own speaker's turn also
+    covers its middle (unless "shared"): on real speech a turn without a word is often an
+    utterance Whisper did not transcribe (overlapped speech, where Whisper writes one
+    voice), and the word beside or under it is the other speaker's."""
     spoken: dict[str, list[tuple[float, float]]] = {}
     for label, span in zip(labels, spans):
         spoken.setdefault(label, []).append(span)
@@ -180,7 +183,8 @@ def _claim_words(labels: list[str], overlap_labels: list[str] | None, spans: lis
         if any(o != turn.speaker and (iv := full[o].interval_at((turn.start + turn.end) / 2)) is not None
                and iv[0] <= turn.start and turn.end <= iv[1] for o in full):
             continue  # inside someone else's turn: a back-channel
-        inside = [i for i, (a, b) in enumerate(spans) if turn.start <= (a + b) / 2 <= turn.end and not firm[i]]
+        inside = [i for i, (a, b) in enumerate(spans) if turn.start <= (a + b) / 2 <= turn.end and not firm[i]
+                  and ("shared" in parts or full[labels[i]].interval_at((a + b) / 2) is None)]
         if not inside and overlap_labels is not None:
             inside = [i for i, (a, b) in enumerate(spans) if overlap_labels[i] == turn.speaker != labels[i]
                       and not firm[i] and a - margin <= turn.end and b + margin >= turn.start]

@@ -197,7 +197,7 @@ def test_the_word_after_a_glued_reply_follows_a_handover_inside_it():
     words += words_from("Thanks.", start=4.2)
     # A's reply turn ends 0.2 s late, inside "and" (2.1-2.4); B's turn starts 0.15 s early
     turns = [Turn(0.0, 1.5, "B"), Turn(1.85, 2.3, "A"), Turn(2.25, 4.0, "B"), Turn(4.1, 4.6, "A")]
-    assert speakers(assign_speakers(words, turns, rules=("edges", "claims")))[5] == "A"  # the problem
+    assert speakers(assign_speakers(words, turns, smooth=False))[5] == "A"  # the problem
     assert speakers(assign_speakers(words, turns)) == ["B"] * 4 + ["A"] + ["B"] * 5 + ["A"]
     # a word the reply's turn covers with the next turn further than `margin` stays with it
     later = [Turn(0.0, 1.5, "B"), Turn(1.85, 2.75, "A"), Turn(2.75, 4.0, "B"), Turn(4.1, 4.6, "A")]
@@ -252,6 +252,18 @@ def test_a_turn_without_words_takes_a_word_beside_it_that_no_turn_touches():
     assert speakers(assign_speakers(words, turns, smooth=False))[2:4] == ["A", "A"]  # the problem
     assert speakers(assign_speakers(words, turns))[2:4] == ["A", "B"]
     assert speakers(assign_speakers(words, turns, rules=RULES + ("nearest",)))[2:4] == ["B", "A"]
+
+
+def test_a_turn_without_words_does_not_take_words_their_own_speaker_is_saying_over_it():
+    """Real meetings: A says a sentence Whisper does not transcribe while B starts a question
+    over its end (both turns in the full diarization). A's turn has no word, but B is talking
+    where "you guys" lie: those stay B's. "Did", before B's turn starts, may go to A (AMI
+    EN2006a; the rules before took all three)."""
+    words = words_from("Okay.") + words_from("Did you guys actually meet them last week?", start=2.2)
+    turns = [Turn(0.0, 0.4, "A"), Turn(2.0, 3.2, "A"), Turn(2.5, 4.8, "B")]
+    labels = speakers(assign_speakers(words, turns))
+    assert labels[2:] == ["B"] * 7 and labels[1] in ("A", "B")
+    assert speakers(assign_speakers(words, turns, rules=RULES + ("shared",)))[1:4] == ["A"] * 3  # the old loss
 
 
 def test_a_firm_word_is_not_taken_even_by_a_turn_left_without_words():
