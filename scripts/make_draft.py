@@ -16,6 +16,13 @@ the teacher's encoder output is shared at inference, so the draft has no encoder
 `--steps 0` stops there (no audio needed: pass - as AUDIO): the untrained cut draft that
 scripts/make_cut_assistant.py makes (with `--init first`: the first layers, as it always did).
 
+`--vocab K`: the draft proposes only the K tokens the teacher writes most often in its own
+transcripts of AUDIO (the cache stage's), plus Whisper's special tokens (and the timestamp
+tokens with --vocab-timestamps); the ids go into the draft's config (`draft_vocab`) and the
+endpoint computes its output layer over those rows only (speech_endpoint.draft_vocab), trained
+so (KL and cross-entropy over the kept ids). Output stays identical to plain greedy decoding:
+the main model verifies every proposal. With `--steps 0` it needs AUDIO (for the counts).
+
 Training, in two resumable stages (rerun the same command to continue where it stopped):
 1. cache: the audio is cut at pauses into windows of at most 30 s with the endpoint's own
    speech detector and window cutter, the teacher transcribes each greedily (language
@@ -266,25 +273,50 @@ def _batch(items: list[dict], device: str, eot: int):
     return ids.to(device), hidden.to(device), mask.to(device), encoder.to(device)
 
 
-def losses(draft, items: list[dict], device: str, eot: int):
+def losses(draft, items: list[dict], device: str, eot: int, vocab=None):
     """(KL(teacher || draft), cross-entropy on the teacher's tokens, top-1 agreement) over
-    the batch's transcript positions."""
+    the batch's transcript positions. With `vocab` (a tensor of kept ids) the draft scores
+    only those ids: KL against the teacher's distribution renormalised over them,
+    cross-entropy where the teacher's token is kept, agreement against the teacher's
+    full-vocabulary choice (what verification accepts)."""
     import torch
     import torch.nn.functional as F
 
     ids, teacher_hidden, mask, encoder = _batch(items, device, eot)
     hidden = draft.model.decoder(input_ids=ids[:, :-1], encoder_hidden_states=encoder).last_hidden_state
     weight = draft.proj_out.weight
-    draft_logits = (hidden[mask] @ weight.T).float()
+    kept = weight if vocab is None else weight[vocab]
+    draft_logits = (hidden[mask] @ kept.T).float()
+    labels = ids[:, 1:][mask]
     with torch.no_grad():
         teacher_logits = (teacher_hidden[:, :-1][mask] @ weight.T).float()
+        teacher_choice = teacher_logits.argmax(-1)
+        if vocab is not None:
+            teacher_logits = teacher_logits[:, vocab]
+            position = torch.full((weight.shape[0],), -100, dtype=torch.long, device=labels.device)
+            position[vocab] = torch.arange(len(vocab), device=labels.device)
+            labels = position[labels]
         teacher_logp = F.log_softmax(teacher_logits, -1)
     logp = F.log_softmax(draft_logits, -1)
     kl = F.kl_div(logp, teacher_logp, log_target=True, reduction="batchmean")
-    labels = ids[:, 1:][mask]
-    ce = F.nll_loss(logp, labels)
-    agree = (draft_logits.argmax(-1) == teacher_logits.argmax(-1)).float().mean()
+    ce = F.nll_loss(logp, labels, ignore_index=-100) if (labels >= 0).any() else logp.sum() * 0
+    proposed = draft_logits.argmax(-1)
+    agree = ((proposed if vocab is None else vocab[proposed]) == teacher_choice).float().mean()
     return kl, ce, agree
+
+
+def draft_vocabulary(cached: list[Path], k: int, config, generation_config, timestamps: bool) -> list[int]:
+    """The ids a `--vocab K` draft keeps: the K most frequent tokens of the teacher's
+    cached transcripts and the special tokens (speech_endpoint.draft_vocab)."""
+    import torch
+
+    from speech_endpoint import draft_vocab
+
+    eot = int(generation_config.eos_token_id if isinstance(generation_config.eos_token_id, int)
+              else generation_config.eos_token_id[0])
+    specials = draft_vocab.special_ids(config.vocab_size, eot, int(generation_config.no_timestamps_token_id), timestamps)
+    transcripts = (torch.load(p, weights_only=False)["ids"].tolist() for p in cached)
+    return draft_vocab.choose(transcripts, k, eot, specials)
 
 
 def train(draft, files: list[Path], out_dir: Path, args, eot: int, on_checkpoint) -> dict:
@@ -292,6 +324,8 @@ def train(draft, files: list[Path], out_dir: Path, args, eot: int, on_checkpoint
     import torch
     from tqdm import tqdm
 
+    kept = getattr(draft.config, "draft_vocab", None)
+    vocab = torch.tensor(kept, dtype=torch.long, device=args.device) if kept else None
     for p in draft.parameters():
         p.requires_grad_(False)
     trainable = list(draft.model.decoder.layers.parameters()) + list(draft.model.decoder.layer_norm.parameters())
@@ -326,7 +360,7 @@ def train(draft, files: list[Path], out_dir: Path, args, eot: int, on_checkpoint
     def evaluate() -> float:
         draft.eval()
         with torch.no_grad():
-            scores = [losses(draft, [item(p)], args.device, eot)[2].item() for p in held_out[:64]]
+            scores = [losses(draft, [item(p)], args.device, eot, vocab)[2].item() for p in held_out[:64]]
         draft.train()
         return float(np.mean(scores))
 
@@ -350,7 +384,7 @@ def train(draft, files: list[Path], out_dir: Path, args, eot: int, on_checkpoint
         for group in optimizer.param_groups:
             group["lr"] = lr
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=args.device.startswith("cuda")):
-            kl, ce, agree = losses(draft, batch, args.device, eot)
+            kl, ce, agree = losses(draft, batch, args.device, eot, vocab)
         loss = args.kl_weight * kl + args.ce_weight * ce
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -380,6 +414,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--init", choices=("spread", "first"), default="spread",
                         help="initialise from layers spread first..last (default) or the first ones")
     parser.add_argument("--steps", type=int, default=150, help="training steps; 0: save the untrained cut draft")
+    parser.add_argument("--vocab", type=int, default=None,
+                        help="the draft proposes only the K tokens most frequent in the teacher's transcripts "
+                             "of AUDIO, plus the special tokens (default: the whole vocabulary)")
+    parser.add_argument("--vocab-timestamps", action="store_true",
+                        help="with --vocab: keep the timestamp tokens too (sequential decoding uses them)")
     parser.add_argument("--batch-size", type=int, default=16, help="windows per training step")
     parser.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (5%% warm-up, linear decay)")
     parser.add_argument("--kl-weight", type=float, default=1.0)
@@ -419,7 +458,7 @@ def main(argv=None) -> int:
     settings = {k: v for k, v in (("num_assistant_tokens", args.num_assistant_tokens),
                                   ("assistant_confidence_threshold", args.confidence_threshold)) if v is not None}
     args.out_dir.mkdir(parents=True, exist_ok=True)
-    if args.steps == 0:
+    if args.steps == 0 and not args.vocab:
         print(save_draft(draft, args.teacher, args.out_dir, saved_dtype, settings))
         return 0
     cache_dir = args.cache_dir or args.out_dir / "cache"
@@ -444,6 +483,11 @@ def main(argv=None) -> int:
         print(cache_dir)
         return 0
     gen = teacher.generation_config
+    if args.vocab:
+        draft.config.draft_vocab = draft_vocabulary(cached, args.vocab, teacher.config, gen, args.vocab_timestamps)
+    if args.steps == 0:
+        print(save_draft(draft, args.teacher, args.out_dir, saved_dtype, settings))
+        return 0
     eot = int(gen.eos_token_id if isinstance(gen.eos_token_id, int) else gen.eos_token_id[0])
     del teacher
     report = train(draft, cached, args.out_dir, args, eot,

@@ -22,7 +22,7 @@ import torch
 
 from transformers import LogitsProcessorList
 
-from speech_endpoint import attention, compat, guards, precision
+from speech_endpoint import attention, compat, draft_vocab, guards, precision
 from speech_endpoint.alignment import FRAMES_PER_SECOND, CrossAttentionRecorder, recorded_rows, teacher_forced, window_words
 from speech_endpoint.confidence import TokenProbabilities
 from speech_endpoint.device import Placement
@@ -103,6 +103,7 @@ class WhisperASR:
         if self.placement.cpu_bf16:
             precision.output_layer_in_bf16(assistant)
             self._decoder_in_bf16(assistant)
+        draft_vocab.reduce_output(assistant)  # a draft over a reduced vocabulary (make_draft --vocab)
         return assistant
 
     def _decoder_in_bf16(self, model: torch.nn.Module) -> None:

@@ -1,0 +1,74 @@
+"""A speculative-decoding draft whose output layer covers a few thousand token ids only.
+
+A draft's output layer over Whisper's whole vocabulary (51865 x d_model) is the largest
+single cost of its decoding step. `scripts/make_draft.py --vocab K` writes the ids the
+draft may propose into its config (`draft_vocab`: the K tokens the teacher writes most
+often on the training audio, plus Whisper's special tokens); `reduce_output` then swaps the
+loaded draft's output layer for one over those rows only. It still returns full-width
+logits (the kept ids' scores, -inf elsewhere), so transformers' assisted generation works
+unchanged on every version, and every proposal is a full-vocabulary id that the main model
+verifies: the output stays exactly that of plain greedy decoding, whatever the draft keeps.
+A fill of 51865 floats costs far less than a 51865-row matrix product.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+CONFIG_FIELD = "draft_vocab"
+
+
+def special_ids(vocab_size: int, eot: int, no_timestamps: int, timestamps: bool) -> list[int]:
+    """Whisper's special tokens (end of text through <|notimestamps|>: start of transcript,
+    languages, tasks, prompt, no-speech), and with `timestamps` the timestamp tokens after them."""
+    last = vocab_size - 1 if timestamps else no_timestamps
+    return list(range(eot, last + 1))
+
+
+def choose(transcripts: Iterable[Iterable[int]], k: int, eot: int, specials: Iterable[int]) -> list[int]:
+    """The `k` text tokens (ids below `eot`) the transcripts use most (ties: lower id first),
+    with every id in `specials`; sorted."""
+    counts = Counter(int(t) for ids in transcripts for t in ids if int(t) < eot)
+    frequent = sorted(counts, key=lambda t: (-counts[t], t))[:max(0, k)]
+    return sorted(set(frequent) | {int(t) for t in specials})
+
+
+class ReducedOutput(nn.Module):
+    """An output layer over the rows `ids` of `weight`, returning `vocab_size`-wide logits:
+    the kept ids' scores and -inf elsewhere."""
+
+    def __init__(self, weight: torch.Tensor, ids: list[int], vocab_size: int, out_dtype: torch.dtype | None = None):
+        super().__init__()
+        index = torch.as_tensor(ids, dtype=torch.long, device=weight.device)
+        self.register_buffer("ids", index, persistent=False)
+        self.rows = nn.Parameter(weight.detach().index_select(0, index).contiguous(), requires_grad=False)
+        self.vocab_size = vocab_size
+        self.out_dtype = out_dtype
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        scores = F.linear(hidden.to(self.rows.dtype), self.rows)
+        dtype = self.out_dtype or hidden.dtype
+        logits = scores.new_full((*scores.shape[:-1], self.vocab_size), float("-inf"), dtype=dtype)
+        logits.index_copy_(-1, self.ids, scores.to(dtype))
+        return logits
+
+
+def kept_ids(model: nn.Module) -> list[int] | None:
+    ids = getattr(model.config, CONFIG_FIELD, None)
+    return [int(t) for t in ids] if ids else None
+
+
+def reduce_output(model: nn.Module) -> bool:
+    """Swap a draft's output layer (`proj_out`) for a `ReducedOutput` over the ids its config
+    names; False (nothing changed) for a model without `draft_vocab`."""
+    ids = kept_ids(model)
+    if ids is None:
+        return False
+    layer = model.proj_out
+    out_dtype = getattr(layer, "out_dtype", None)  # precision.BF16Linear returns float32
+    model.proj_out = ReducedOutput(layer.weight, ids, model.config.vocab_size, out_dtype)
+    return True
