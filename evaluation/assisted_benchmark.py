@@ -19,6 +19,10 @@ accepted candidate tokens per verification round. Part 2, end to end: the handle
 diarization, language en) on each clip, plain at the request's batch size (24) and at
 batch 1, and assisted for every draft with `--e2e-setting`; wall and CPU time, medians.
 Every assisted output is checked against plain greedy output (tokens, and handler text).
+`--step-cost` adds, per clip, the CPU time of one decoding step of the main model and of each
+draft at batch 1 (`evaluation.step_cost`: teacher-forced along the plain transcript, output
+layer included), and its ratio to the main model's; `--plain-only` leaves the assisted
+generate calls out of part 1 (the step costs alone, e.g. of untrained drafts).
 
 Settings: `default` is whatever the draft's generation_config says (transformers 5:
 20 tokens, constant, adaptive confidence threshold starting at 0.4); otherwise
@@ -108,6 +112,8 @@ def main(argv=None) -> int:
     p.add_argument("--e2e-repeats", type=int, default=2)
     p.add_argument("--skip-generate", action="store_true")
     p.add_argument("--skip-e2e", action="store_true")
+    p.add_argument("--step-cost", action="store_true", help="also time one decoding step of each model (part 1)")
+    p.add_argument("--plain-only", action="store_true", help="part 1 without the assisted generate calls")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--output", type=Path, default=None, help="write the results as JSON here")
     args = p.parse_args(argv)
@@ -165,7 +171,7 @@ def part_generate(args, handler, asr, drafts, bases, clips) -> dict:
     from speech_endpoint.windows import speech_windows
 
     pairs = [v.split(":", 1) for v in args.variant] or [(d, s) for d in drafts for s in (args.setting or ["default"])]
-    variants = [("plain", None, None)] + [(f"{d}:{s}", d, s) for d, s in pairs]
+    variants = [("plain", None, None)] + ([] if args.plain_only else [(f"{d}:{s}", d, s) for d, s in pairs])
     out = {}
     for label, samples in clips:
         spans = speech_windows(handler.speech(Audio(samples)), len(samples), 16000, 30.0)
@@ -203,6 +209,12 @@ def part_generate(args, handler, asr, drafts, bases, clips) -> dict:
             row["equal_to_plain"] = all(o == reference for o in outputs[name])
         out[label] = {"windows": len(spans), "text_tokens": sum(len(t) for t in reference),
                       "variants": _medians(rows)}
+        if args.step_cost:
+            from evaluation.step_cost import step_costs
+
+            prompt = asr._prefix("en", "transcribe")
+            out[label]["step_cost"] = step_costs({"main": asr.model, **drafts}, encoded,
+                                                 [prompt + t + [asr.eot] for t in reference], len(prompt), args.repeats)
         print(json.dumps({label: out[label]}), flush=True)
     return out
 
@@ -266,6 +278,10 @@ def report(results: dict) -> str:
                     if "acceptance" in row else ""
                 lines.append(f"{part:8s} {label:16s} {name:28s} wall {row['wall']:7.2f}  cpu {row['cpu']:7.2f}  "
                              f"speed-up (cpu, vs plain b1) {speed:4.2f}  equal {row['equal_to_plain']}{extra}")
+    for label, clip in results["generate"].items():
+        for name, row in clip.get("step_cost", {}).items():
+            lines.append(f"step     {label:16s} {name:28s} {row['step_ms']:7.2f} ms a step (cpu, median of "
+                         f"{row['steps']})  {row['vs_main']:.3f} of the main model's")
     lines.append(f"all assisted outputs equal plain greedy output: {results['equal']}")
     return "\n".join(lines)
 

@@ -28,3 +28,21 @@ def test_reports_acceptance_and_equal_outputs(tiny_models, tmp_path, monkeypatch
     e2e = next(iter(results["e2e"].values()))["variants"]
     assert set(e2e) == {"plain b24", "plain b1", "tiny:n=3,thr=0"}
     assert "all assisted outputs equal plain greedy output: True" in capsys.readouterr().out
+
+
+def test_step_cost_times_the_main_model_and_each_draft(tiny_models, tmp_path, monkeypatch):
+    from evaluation import assisted_benchmark
+
+    for name in ("ASR_MODEL", "ASSISTANT_MODEL", "WARMUP", "CPU_THREADS"):
+        monkeypatch.setenv(name, "")
+    monkeypatch.delenv("DIARIZATION_MODEL", raising=False)
+    out = tmp_path / "steps.json"
+    code = assisted_benchmark.main(["--model", str(tiny_models.whisper), "--draft", f"tiny={tiny_models.assistant}",
+                                    "--clip", f"speech={SPEECH}:3", "--step-cost", "--plain-only", "--skip-e2e",
+                                    "--repeats", "1", "--output", str(out)])
+    clip = next(iter(json.loads(out.read_text())["generate"].values()))
+    assert code == 0 and set(clip["variants"]) == {"plain"}
+    steps = clip["step_cost"]
+    assert set(steps) == {"main", "tiny"} and steps["main"]["vs_main"] == 1.0
+    assert steps["tiny"]["steps"] == steps["main"]["steps"] == clip["text_tokens"] + clip["windows"]
+    assert all(row["step_ms"] > 0 for row in steps.values())

@@ -1,0 +1,57 @@
+"""CPU time of one decoding step (batch 1, with the key/value cache) of the main model and of
+each draft, the cost lever of speculative decoding: a cycle of n draft tokens at acceptance a
+yields about 1 + a + ... + a^n tokens for one verification pass and n draft steps.
+
+Each model's decoder runs teacher-forced along the same token sequence (the decoder prompt,
+then the main model's own greedy transcript of the window), one token at a time after the
+prompt, as generate() runs it; every step's thread CPU time is recorded (with one torch
+thread the compute runs on the calling thread), models interleaved and rotated per repeat,
+and the median step is reported. The output layer is included: the main model's full one, a
+draft's full one or its reduced one (`draft_vocab`). generate()'s own per-step overhead
+(logits processors, stopping criteria, the verification bookkeeping) is not.
+"""
+from __future__ import annotations
+
+import inspect
+import statistics
+import time
+
+import torch
+
+
+def _cache_name(decoder) -> str:
+    return "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
+
+
+def decoder_steps(model, encoded: torch.Tensor, ids: list[int], prompt: int) -> list[float]:
+    """CPU seconds of each single-token step after the first `prompt` tokens of `ids`."""
+    decoder = model.model.decoder  # WhisperModel and the decoder-only draft's wrapper both hold one
+    name = _cache_name(decoder)
+    times = []
+    with torch.inference_mode():
+        out = decoder(input_ids=torch.tensor([ids[:prompt]]), encoder_hidden_states=encoded, use_cache=True)
+        model.proj_out(out.last_hidden_state)
+        for token in ids[prompt:]:
+            started = time.thread_time()
+            out = decoder(input_ids=torch.tensor([[token]]), encoder_hidden_states=encoded, use_cache=True,
+                          **{name: out.past_key_values})
+            model.proj_out(out.last_hidden_state[:, -1:])
+            times.append(time.thread_time() - started)
+    return times
+
+
+def step_costs(models: dict, encoded: list[torch.Tensor], sequences: list[list[int]], prompt: int,
+               repeats: int) -> dict:
+    """{name: {"step_ms": median CPU ms a step, "vs_main": its ratio to the model named
+    "main", "steps": steps timed}} over every window (encoder output, token sequence)."""
+    times: dict[str, list[float]] = {name: [] for name in models}
+    names = list(models)
+    for r in range(repeats):
+        shift = r % len(names)
+        for name in names[shift:] + names[:shift]:
+            for enc, ids in zip(encoded, sequences):
+                times[name].extend(decoder_steps(models[name], enc, ids, prompt))
+    medians = {name: statistics.median(t) for name, t in times.items() if t}
+    main = medians.get("main")
+    return {name: {"step_ms": round(1000 * m, 3), "vs_main": round(m / main, 3) if main else None,
+                   "steps": len(times[name])} for name, m in medians.items()}
