@@ -17,8 +17,9 @@ the teacher's encoder output is shared at inference, so the draft has no encoder
 scripts/make_cut_assistant.py makes (with `--init first`: the first layers, as it always did).
 
 `--vocab K`: the draft proposes only the K tokens the teacher writes most often in its own
-transcripts of AUDIO (the cache stage's), plus Whisper's special tokens (and the timestamp
-tokens with --vocab-timestamps); the ids go into the draft's config (`draft_vocab`) and the
+transcripts of AUDIO (the cache stage's; filled up to K with the lowest unused ids, which a
+byte-pair vocabulary gives its commonest tokens), plus Whisper's special tokens (and the
+timestamp tokens with --vocab-timestamps); the ids go into the draft's config (`draft_vocab`) and the
 endpoint computes its output layer over those rows only (speech_endpoint.draft_vocab), trained
 so (KL and cross-entropy over the kept ids). Output stays identical to plain greedy decoding:
 the main model verifies every proposal. With `--steps 0` it needs AUDIO (for the counts).

@@ -31,10 +31,15 @@ def special_ids(vocab_size: int, eot: int, no_timestamps: int, timestamps: bool)
 
 def choose(transcripts: Iterable[Iterable[int]], k: int, eot: int, specials: Iterable[int]) -> list[int]:
     """The `k` text tokens (ids below `eot`) the transcripts use most (ties: lower id first),
-    with every id in `specials`; sorted."""
+    with every id in `specials`; sorted. Where the transcripts use fewer than `k` distinct
+    tokens, the rest are the lowest unused ids: a byte-pair vocabulary numbers its tokens in
+    merge order, roughly by frequency in the tokenizer's own training text, so a draft
+    trained on a narrow corpus still covers the commonest words of any other."""
     counts = Counter(int(t) for ids in transcripts for t in ids if int(t) < eot)
-    frequent = sorted(counts, key=lambda t: (-counts[t], t))[:max(0, k)]
-    return sorted(set(frequent) | {int(t) for t in specials})
+    kept = sorted(counts, key=lambda t: (-counts[t], t))[:max(0, k)]
+    seen = set(kept)
+    kept += [t for t in range(eot) if t not in seen][:max(0, k - len(kept))]
+    return sorted(set(kept) | {int(t) for t in specials})
 
 
 class ReducedOutput(nn.Module):
