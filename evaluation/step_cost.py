@@ -23,34 +23,40 @@ def _cache_name(decoder) -> str:
     return "cache" if "cache" in inspect.signature(decoder.forward).parameters else "past_key_values"
 
 
-def decoder_steps(model, encoded: torch.Tensor, ids: list[int], prompt: int) -> list[float]:
-    """CPU seconds of each single-token step after the first `prompt` tokens of `ids`."""
+def decoder_steps(model, encoded: torch.Tensor, ids: list[int], prompt: int, width: int = 1) -> list[float]:
+    """CPU seconds of each step after the first `prompt` tokens of `ids`, `width` tokens a
+    step (1: a decoding step; n + 1: the main model's verification of n draft tokens)."""
     decoder = model.model.decoder  # WhisperModel and the decoder-only draft's wrapper both hold one
     name = _cache_name(decoder)
     times = []
     with torch.inference_mode():
         out = decoder(input_ids=torch.tensor([ids[:prompt]]), encoder_hidden_states=encoded, use_cache=True)
         model.proj_out(out.last_hidden_state)
-        for token in ids[prompt:]:
+        for first in range(prompt, len(ids) - width + 1, width):
             started = time.thread_time()
-            out = decoder(input_ids=torch.tensor([[token]]), encoder_hidden_states=encoded, use_cache=True,
-                          **{name: out.past_key_values})
-            model.proj_out(out.last_hidden_state[:, -1:])
+            out = decoder(input_ids=torch.tensor([ids[first:first + width]]), encoder_hidden_states=encoded,
+                          use_cache=True, **{name: out.past_key_values})
+            model.proj_out(out.last_hidden_state)
             times.append(time.thread_time() - started)
     return times
 
 
 def step_costs(models: dict, encoded: list[torch.Tensor], sequences: list[list[int]], prompt: int,
-               repeats: int) -> dict:
+               repeats: int, verify: int = 4) -> dict:
     """{name: {"step_ms": median CPU ms a step, "vs_main": its ratio to the model named
-    "main", "steps": steps timed}} over every window (encoder output, token sequence)."""
-    times: dict[str, list[float]] = {name: [] for name in models}
-    names = list(models)
+    "main", "steps": steps timed}} over every window (encoder output, token sequence), and
+    the main model's `verify`-token pass as "main, N-token pass"."""
+    runs = {name: (model, 1) for name, model in models.items()}
+    if verify > 1 and "main" in models:
+        runs[f"main, {verify}-token pass"] = (models["main"], verify)
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    names = list(runs)
     for r in range(repeats):
         shift = r % len(names)
         for name in names[shift:] + names[:shift]:
+            model, width = runs[name]
             for enc, ids in zip(encoded, sequences):
-                times[name].extend(decoder_steps(models[name], enc, ids, prompt))
+                times[name].extend(decoder_steps(model, enc, ids, prompt, width))
     medians = {name: statistics.median(t) for name, t in times.items() if t}
     main = medians.get("main")
     return {name: {"step_ms": round(1000 * m, 3), "vs_main": round(m / main, 3) if main else None,

@@ -43,6 +43,6 @@ def test_step_cost_times_the_main_model_and_each_draft(tiny_models, tmp_path, mo
     clip = next(iter(json.loads(out.read_text())["generate"].values()))
     assert code == 0 and set(clip["variants"]) == {"plain"}
     steps = clip["step_cost"]
-    assert set(steps) == {"main", "tiny"} and steps["main"]["vs_main"] == 1.0
+    assert set(steps) == {"main", "tiny", "main, 4-token pass"} and steps["main"]["vs_main"] == 1.0
     assert steps["tiny"]["steps"] == steps["main"]["steps"] == clip["text_tokens"] + clip["windows"]
     assert all(row["step_ms"] > 0 for row in steps.values())
