@@ -91,3 +91,18 @@ def test_reduced_draft_loads_as_assistant_and_changes_nothing(tiny_models, clips
     assert set(proposals) <= set(kept)
     assert assisted["metadata"]["assisted"] is True and plain["text"] and assisted["text"] == plain["text"]
     assert [w["word"] for w in assisted["words"]] == [w["word"] for w in plain["words"]]
+
+
+def test_reduces_a_bfloat16_output_layer_and_returns_float32():
+    from types import SimpleNamespace
+
+    from speech_endpoint.precision import BF16Linear
+
+    torch.manual_seed(1)
+    full = torch.nn.Linear(8, 30, bias=False)
+    model = SimpleNamespace(config=SimpleNamespace(vocab_size=30, draft_vocab=[2, 3, 11]), proj_out=BF16Linear(full))
+    assert draft_vocab.reduce_output(model) is True
+    hidden = torch.randn(1, 2, 8)
+    logits = model.proj_out(hidden)
+    assert logits.dtype == torch.float32 and model.proj_out.rows.dtype == torch.bfloat16
+    assert torch.allclose(logits[..., [2, 3, 11]], full(hidden)[..., [2, 3, 11]], atol=0.1)
