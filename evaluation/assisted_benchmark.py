@@ -114,6 +114,8 @@ def main(argv=None) -> int:
     p.add_argument("--skip-e2e", action="store_true")
     p.add_argument("--step-cost", action="store_true", help="also time one decoding step of each model (part 1)")
     p.add_argument("--plain-only", action="store_true", help="part 1 without the assisted generate calls")
+    p.add_argument("--verify-widths", default="4",
+                   help="with --step-cost: also time the main model's pass over this many tokens (comma-separated)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--output", type=Path, default=None, help="write the results as JSON here")
     args = p.parse_args(argv)
@@ -214,7 +216,8 @@ def part_generate(args, handler, asr, drafts, bases, clips) -> dict:
 
             prompt = asr._prefix("en", "transcribe")
             out[label]["step_cost"] = step_costs({"main": asr.model, **drafts}, encoded,
-                                                 [prompt + t + [asr.eot] for t in reference], len(prompt), args.repeats)
+                                                 [prompt + t + [asr.eot] for t in reference], len(prompt), args.repeats,
+                                                 tuple(int(w) for w in args.verify_widths.split(",")))
         print(json.dumps({label: out[label]}), flush=True)
     return out
 

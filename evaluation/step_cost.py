@@ -42,13 +42,14 @@ def decoder_steps(model, encoded: torch.Tensor, ids: list[int], prompt: int, wid
 
 
 def step_costs(models: dict, encoded: list[torch.Tensor], sequences: list[list[int]], prompt: int,
-               repeats: int, verify: int = 4) -> dict:
+               repeats: int, verify: tuple[int, ...] = (4,)) -> dict:
     """{name: {"step_ms": median CPU ms a step, "vs_main": its ratio to the model named
     "main", "steps": steps timed}} over every window (encoder output, token sequence), and
-    the main model's `verify`-token pass as "main, N-token pass"."""
+    the main model's pass over N tokens for each N in `verify` as "main, N-token pass"."""
     runs = {name: (model, 1) for name, model in models.items()}
-    if verify > 1 and "main" in models:
-        runs[f"main, {verify}-token pass"] = (models["main"], verify)
+    for width in verify if "main" in models else ():
+        if width > 1:
+            runs[f"main, {width}-token pass"] = (models["main"], width)
     times: dict[str, list[float]] = {name: [] for name in runs}
     names = list(runs)
     for r in range(repeats):
