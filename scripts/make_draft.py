@@ -342,6 +342,8 @@ def train(draft, files: list[Path], out_dir: Path, args, eot: int, on_checkpoint
         with torch.no_grad():
             for name, value in state["trainable"].items():
                 params[name].copy_(value)
+        if state.get("vocab") != kept:
+            raise SystemExit(f"{state_path} was trained over another draft vocabulary (--vocab, or its audio, changed)")
         optimizer.load_state_dict(state["optimizer"])
         step, history = state["step"], state.get("history", [])
         print(f"resuming at step {step} of {args.steps}", file=sys.stderr)
@@ -368,7 +370,7 @@ def train(draft, files: list[Path], out_dir: Path, args, eot: int, on_checkpoint
     def save(step: int) -> None:
         tmp = state_path.with_suffix(".tmp")
         torch.save({"step": step, "trainable": {n: p.detach().cpu() for n, p in draft.named_parameters() if n in names},
-                    "optimizer": optimizer.state_dict(), "history": history, "seed": args.seed}, tmp)
+                    "optimizer": optimizer.state_dict(), "history": history, "seed": args.seed, "vocab": kept}, tmp)
         os.replace(tmp, state_path)
         on_checkpoint(step)
 

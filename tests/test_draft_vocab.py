@@ -106,3 +106,16 @@ def test_reduces_a_bfloat16_output_layer_and_returns_float32():
     logits = model.proj_out(hidden)
     assert logits.dtype == torch.float32 and model.proj_out.rows.dtype == torch.bfloat16
     assert torch.allclose(logits[..., [2, 3, 11]], full(hidden)[..., [2, 3, 11]], atol=0.1)
+
+
+def test_training_does_not_resume_over_another_vocabulary(tiny_models, clips, tmp_path):
+    from scripts import make_draft
+
+    out = tmp_path / "draft"
+    common = [str(tiny_models.whisper), str(clips), str(out), "--layers", "1", "--steps", "4", "--batch-size", "2",
+              "--checkpoint-every", "2", "--seed", "3"]
+    assert make_draft.main([*common, "--vocab", "6", "--run-steps", "2"]) == 0
+    with pytest.raises(SystemExit, match="another draft vocabulary"):
+        make_draft.main([*common, "--vocab", "5"])
+    assert make_draft.main([*common, "--vocab", "6"]) == 0  # the same vocabulary resumes
+    assert json.loads((out / "training.json").read_text())["step"] == 4
