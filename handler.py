@@ -21,10 +21,12 @@ import torch
 import diarization_utils
 from config import InferenceConfig, ModelSettings
 from multichannel import MultichannelStages
-from speech_endpoint import audio as audio_io
-from speech_endpoint import device, response, skipped_speech
-from speech_endpoint.asr import DecodeOptions, WhisperASR
-from speech_endpoint.diarizer import Diarizer
+from speech_endpoint.render import response
+from speech_endpoint.speech import audio as audio_io
+from speech_endpoint.speech import skipped_speech
+from speech_endpoint.whisper import device
+from speech_endpoint.whisper.asr import DecodeOptions, WhisperASR
+from speech_endpoint.attribution.diarizer import Diarizer
 from speech_endpoint.errors import ClientError
 from speech_endpoint.schema import (
     SAMPLE_RATE,
@@ -36,10 +38,10 @@ from speech_endpoint.schema import (
     SpeechActivity,
     Transcript,
 )
-from speech_endpoint.silero import SileroVAD
-from speech_endpoint.speaker_names import Match, match_known_speakers
-from speech_endpoint.speech_activity import activity_from_probabilities, has_speech
-from speech_endpoint.word_timing import fit_to_speech
+from speech_endpoint.speech.silero import SileroVAD
+from speech_endpoint.attribution.speaker_names import Match, match_known_speakers
+from speech_endpoint.speech.activity import activity_from_probabilities, has_speech
+from speech_endpoint.speech.word_timing import fit_to_speech
 
 log = logging.getLogger("speech_endpoint")
 
@@ -181,7 +183,7 @@ class EndpointHandler(MultichannelStages):
 
     def fit_to_speech(self, transcript: Transcript, activity: SpeechActivity) -> Transcript:
         """Word times cut to the speech found: Whisper's spill over pauses removed
-        (`speech_endpoint.word_timing`)."""
+        (`speech_endpoint.speech.word_timing`)."""
         return replace(transcript, words=fit_to_speech(transcript.words, activity))
 
     def diarize(self, audio: Audio, activity: SpeechActivity, request: Request) -> Diarization | None:

@@ -6,7 +6,7 @@ decode_channels -> channel_speech -> transcribe_channels -> attribute_channels -
 Channel k's words are SPEAKER_0k's (the first, left channel is SPEAKER_00), merged by time;
 diarization does not run, even where the endpoint has a model (metadata says so). The
 crosstalk guard (each channel's speech counts only where that channel dominates) is
-`speech_endpoint.channels`.
+`speech_endpoint.speech.channels`.
 """
 from __future__ import annotations
 
@@ -16,12 +16,13 @@ from typing import Any
 import numpy as np
 
 from diarization_utils import group_utterances
-from speech_endpoint import audio as audio_io
-from speech_endpoint import channels as ch
-from speech_endpoint.asr import DecodeOptions
+from speech_endpoint.speech import audio as audio_io
+from speech_endpoint.speech import channels as ch
+from speech_endpoint.whisper.asr import DecodeOptions
 from speech_endpoint.errors import ClientError
 from speech_endpoint.schema import Attribution, Audio, Redecoded, ResponseJSON, SpeechActivity, Transcript
-from speech_endpoint.sentences import join_words, segments_from_words
+from speech_endpoint.attribution.segmentation import segments_from_words
+from speech_endpoint.text import join_words
 
 
 class MultichannelStages:

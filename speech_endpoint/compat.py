@@ -14,7 +14,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from speech_endpoint.schema import Turn
-from speech_endpoint.turns import sort_turns
+from speech_endpoint.attribution.turns import sort_turns
 
 
 def _major(package: str) -> int | None:
@@ -179,7 +179,7 @@ def diarization_turns(output: Any) -> tuple[list[Turn] | None, list[Turn]]:
     pyannote 4 returns `DiarizeOutput` with `.speaker_diarization` and
     `.exclusive_speaker_diarization` (no overlaps, meant for aligning with words);
     pyannote 3 returns a bare `Annotation`: exclusive is then None, for the caller to
-    derive (`speech_endpoint.turns.exclusive_turns`).
+    derive (`speech_endpoint.attribution.turns.exclusive_turns`).
     """
     full = getattr(output, "speaker_diarization", output)
     exclusive = getattr(output, "exclusive_speaker_diarization", None)
@@ -214,7 +214,7 @@ def pipeline_param_specs(pipeline: Any) -> dict[str, Any]:
     """{dotted name: ParamSpec} of what a pyannote pipeline declares it can be instantiated
     with (`pipeline.parameters()`: pyannote.pipeline's Uniform, Integer, Categorical, Frozen
     and kin, the same API on pyannote 3 and 4)."""
-    from speech_endpoint.pipeline_params import ParamSpec, flatten
+    from speech_endpoint.attribution.pipeline_params import ParamSpec, flatten
 
     specs = {}
     for name, param in flatten(pipeline.parameters()).items():

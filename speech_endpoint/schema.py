@@ -26,7 +26,7 @@ class Audio:
 @dataclass(frozen=True)
 class Word:
     """One recognised word. `text` keeps Whisper's leading space and punctuation;
-    `probability` is Whisper's confidence in it (`speech_endpoint.confidence`)."""
+    `probability` is Whisper's confidence in it (`speech_endpoint.whisper.confidence`)."""
 
     text: str
     start: float
@@ -82,7 +82,7 @@ class SpeechActivity:
 @dataclass(frozen=True)
 class Skip:
     """A stretch of speech that decoding gave no words, and how many words its second
-    decoding gave (`speech_endpoint.skipped_speech`)."""
+    decoding gave (`speech_endpoint.speech.skipped_speech`)."""
 
     start: float
     end: float

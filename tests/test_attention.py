@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 import transformers
 
-from speech_endpoint import attention
+from speech_endpoint.whisper import attention
 
 
 def sdpa_layout(query, key, value, scaling):

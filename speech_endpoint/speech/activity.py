@@ -1,6 +1,6 @@
 """Where the audio has speech, from per-frame speech probabilities (Silero VAD): computed
 once per request, it decides whether Whisper runs at all (no speech, no invented "Thank
-you.") and where the decoding windows are cut (`speech_endpoint.windows`). Pure logic.
+you.") and where the decoding windows are cut (`speech_endpoint.speech.windows`). Pure logic.
 
 Regions follow Silero's own `get_speech_timestamps`: speech starts at a frame with
 probability >= `threshold`, ends once the probability has stayed below `threshold - 0.15`

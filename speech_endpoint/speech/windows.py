@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from speech_endpoint.schema import SpeechActivity
-from speech_endpoint.speech_activity import speech_runs
+from speech_endpoint.speech.activity import speech_runs
 
 PAD_S = 0.2  # context kept around speech so word onsets/offsets are not clipped (not at cuts)
 

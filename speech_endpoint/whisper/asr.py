@@ -8,7 +8,7 @@ Two decoding strategies:
   timestamp-mode repetitions at window edges cannot happen.
 - sequential (`chunk_length_s` = 0, greedy): transformers' implementation of OpenAI's
   long-form algorithm (timestamp tokens, each window starting where the last segment ended).
-Model I/O only: text and time post-processing lives in `speech_endpoint.sentences`.
+Model I/O only: text and time post-processing lives in `speech_endpoint.attribution.segmentation`.
 """
 from __future__ import annotations
 
@@ -22,16 +22,17 @@ import torch
 
 from transformers import LogitsProcessorList
 
-from speech_endpoint import attention, compat, guards, precision
-from speech_endpoint.alignment import FRAMES_PER_SECOND, CrossAttentionRecorder, recorded_rows, teacher_forced, window_words
-from speech_endpoint.confidence import TokenProbabilities
-from speech_endpoint.device import Placement
-from speech_endpoint.language_detection import detect_language
+from speech_endpoint import compat
+from speech_endpoint.whisper import attention, guards, precision
+from speech_endpoint.whisper.alignment import FRAMES_PER_SECOND, CrossAttentionRecorder, recorded_rows, teacher_forced, window_words
+from speech_endpoint.whisper.confidence import TokenProbabilities
+from speech_endpoint.whisper.device import Placement
+from speech_endpoint.whisper.language_detection import detect_language
 from speech_endpoint.schema import SAMPLE_RATE, Audio, SpeechActivity, Transcript, Word
-from speech_endpoint.sequential import transcribe_sequential
-from speech_endpoint.skipped_speech import guard
-from speech_endpoint.suppression import Suppression
-from speech_endpoint.windows import speech_windows
+from speech_endpoint.whisper.sequential import transcribe_sequential
+from speech_endpoint.speech.skipped_speech import guard
+from speech_endpoint.whisper.suppression import Suppression
+from speech_endpoint.speech.windows import speech_windows
 
 log = logging.getLogger(__name__)
 SAMPLES_PER_FRAME = SAMPLE_RATE // FRAMES_PER_SECOND  # audio samples per encoder frame (20 ms)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from speech_endpoint import formats
+from speech_endpoint.render import formats
 from speech_endpoint.schema import Attribution, MetadataJSON, ResponseJSON, Segment, Word, WordJSON
 
 

@@ -16,19 +16,14 @@ dev dialogue, the telephone sample or their noisy versions (README, "Speech, not
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Sequence
 
 import torch
 
+from speech_endpoint.text import COMPRESSION_RATIO_THRESHOLD, compression_ratio
+
 NO_SPEECH_THRESHOLD = 0.6
 LOGPROB_THRESHOLD = -1.0
-COMPRESSION_RATIO_THRESHOLD = 2.4
-
-
-def compression_ratio(text: str) -> float:
-    data = text.encode("utf-8")
-    return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
 def mean_logprob(probabilities: Sequence[float]) -> float:

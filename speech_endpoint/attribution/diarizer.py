@@ -11,9 +11,9 @@ import torch
 
 from speech_endpoint import compat
 from speech_endpoint.errors import ConfigurationError
-from speech_endpoint.pipeline_params import ParamsError, check, merge
+from speech_endpoint.attribution.pipeline_params import ParamsError, check, merge
 from speech_endpoint.schema import Audio, Diarization
-from speech_endpoint.turns import exclusive_turns
+from speech_endpoint.attribution.turns import exclusive_turns
 
 log = logging.getLogger(__name__)
 

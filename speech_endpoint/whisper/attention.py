@@ -24,7 +24,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
-from speech_endpoint.precision import BF16Linear
+from speech_endpoint.whisper.precision import BF16Linear
 
 NAME = "endpoint_sdpa"
 

@@ -1,5 +1,5 @@
 """Who said which word, repaired: after maximum overlap (rule 0, in
-`speech_endpoint.coverage`), three rules repair what boundary errors of a few hundred ms
+`speech_endpoint.attribution.coverage`), three rules repair what boundary errors of a few hundred ms
 do at speaker changes (`diarization_utils.assign_speakers` applies them). Only words
 that no single speaker's turn clearly covers may move: a "firm" word (wholly inside its
 speaker's turn, with no other speaker's turn within `margin` = 0.25 s of it, a
@@ -27,7 +27,7 @@ change; 19-21 was scored once, after the last one).
    a later turn of that speaker after someone else's: an unpunctuated "I'm on it which
    one?" no longer sends "which" back across the other speaker's turn. A sentence also
    starts at a capitalised function word without a full stop before it ("... desktop
-   users The page load time", Whisper in crosstalk; `sentences.starts_sentence`): 33 of
+   users The page load time", Whisper in crosstalk; `text.starts_sentence`): 33 of
    the 38 such words in 401 conversations begin a reference utterance, and the split
    fixed the two interruptions that failed with exact turns (held out 0.016 -> 0.008,
    seeds 10-12 0.042 -> 0.016); no effect on the tuning seeds.
@@ -54,7 +54,7 @@ change; 19-21 was scored once, after the last one).
    worst, 0.050, and a slightly lower mean). The remaining exact 0.015 is a Whisper
    timing error: a closing "Okay." placed 1 s early, inside the other speaker's turn.
 Rule 1's sentence openers are a word list, used only for the transcript's language where
-one was validated (`speech_endpoint.word_lists`: English). Dropped as they did not pay:
+one was validated (`speech_endpoint.text`: English). Dropped as they did not pay:
 filling 1-2 word islands inside a sentence (no change), and claiming only whole short
 sentences (rule 2 does it and more).
 
@@ -65,9 +65,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from speech_endpoint.coverage import Coverage, gap
+from speech_endpoint.attribution.coverage import Coverage, gap
 from speech_endpoint.schema import Turn, Word
-from speech_endpoint.sentences import is_clause_end, is_sentence_end, sentence_ranges
+from speech_endpoint.attribution.segmentation import sentence_ranges
+from speech_endpoint.text import is_clause_end, is_sentence_end
 
 __all__ = ["DROPPED", "RULES", "repair"]
 
@@ -85,7 +86,7 @@ def repair(labels: list[str], words: Sequence[Word], spans: list[tuple[float, fl
            sentence_pause: float, margin: float, openers: frozenset[str] = frozenset()) -> None:
     """Apply `rules` (names from `RULES`) to `labels` in place. `cover` is the exclusive
     diarization's coverage, `full` and `full_turns` the full one; `openers` the sentence
-    openers of the transcript's language (`speech_endpoint.word_lists`)."""
+    openers of the transcript's language (`speech_endpoint.text`)."""
     firm = [full[label].overlap(s, e) >= (e - s) - 1e-9
             and not any(o != label and c.overlap(s - margin, e + margin) > 1e-9 for o, c in full.items())
             for label, (s, e) in zip(labels, spans)]
