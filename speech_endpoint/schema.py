@@ -5,6 +5,7 @@ is described by TypedDicts so clients and tests share one definition of its shap
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NotRequired, TypedDict
 
@@ -51,6 +52,11 @@ class Turn:
     start: float
     end: float
     speaker: str
+
+
+def sort_turns(turns: Iterable[Turn]) -> list[Turn]:
+    """Turns in time order (start, then end, then speaker): the one order every stage uses."""
+    return sorted(turns, key=lambda t: (t.start, t.end, t.speaker))
 
 
 @dataclass(frozen=True)

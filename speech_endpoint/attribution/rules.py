@@ -64,13 +64,14 @@ Pure logic: no model I/O, no torch.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from speech_endpoint.attribution.coverage import Coverage, gap
 from speech_endpoint.schema import Turn, Word
 from speech_endpoint.attribution.segmentation import sentence_ranges
-from speech_endpoint.text import is_clause_end, is_sentence_end
+from speech_endpoint.text import is_clause_end, is_sentence_end, sentence_openers
 
-__all__ = ["DROPPED", "RULES", "repair"]
+__all__ = ["DROPPED", "RULES", "Evidence", "RuleSettings", "repair"]
 
 # Rules 1-3, and the parts that can be switched off on their own: "openers" (rule 1's
 # sentences also start at a capitalised opener of the language's list), "takeback" and
@@ -81,22 +82,44 @@ RULES = ("edges", "openers", "claims", "takeback", "overlapped", "clauses")
 DROPPED = ("nearest",)
 
 
-def repair(labels: list[str], words: Sequence[Word], spans: list[tuple[float, float]], cover: dict[str, Coverage],
-           full: dict[str, Coverage], full_turns: list[Turn], *, rules: Sequence[str], tolerance: float,
-           sentence_pause: float, margin: float, openers: frozenset[str] = frozenset()) -> None:
-    """Apply `rules` (names from `RULES`) to `labels` in place. `cover` is the exclusive
-    diarization's coverage, `full` and `full_turns` the full one; `openers` the sentence
-    openers of the transcript's language (`speech_endpoint.text`)."""
+@dataclass(frozen=True)
+class Evidence:
+    """What the rules read: the words, their (start, end) spans, the exclusive diarization's
+    coverage (`cover`) and the full one's (`full`, `full_turns`)."""
+
+    words: Sequence[Word]
+    spans: list[tuple[float, float]]
+    cover: dict[str, Coverage]
+    full: dict[str, Coverage]
+    full_turns: list[Turn]
+
+
+@dataclass(frozen=True)
+class RuleSettings:
+    """Which rules run (names from `RULES`), their distances in seconds, and the
+    transcript's language, whose sentence openers rule 1 may use (`text.sentence_openers`)."""
+
+    rules: Sequence[str] = RULES
+    tolerance: float = 0.5
+    sentence_pause: float = 1.0
+    margin: float = 0.25
+    language: str | None = None
+
+
+def repair(labels: list[str], evidence: Evidence, settings: RuleSettings) -> None:
+    """Apply the rules of `settings` to `labels` (rule 0's answer, one per word) in place."""
+    words, spans, cover, full = evidence.words, evidence.spans, evidence.cover, evidence.full
+    rules, tolerance, margin = settings.rules, settings.tolerance, settings.margin
     firm = [full[label].overlap(s, e) >= (e - s) - 1e-9
             and not any(o != label and c.overlap(s - margin, e + margin) > 1e-9 for o, c in full.items())
             for label, (s, e) in zip(labels, spans)]
     overlap_labels = list(labels)  # rule 0's answer, which rule 2 may restore
     if "edges" in rules:
-        split_at = openers if "openers" in rules else frozenset()
-        for sentence in sentence_ranges(words, max_pause=sentence_pause, openers=split_at):
+        split_at = sentence_openers(settings.language) if "openers" in rules else frozenset()
+        for sentence in sentence_ranges(words, max_pause=settings.sentence_pause, openers=split_at):
             _fix_edges(labels, spans, sentence, cover, tolerance, firm)
     if "claims" in rules:
-        _claim_words(labels, overlap_labels if "takeback" in rules else None, spans, full_turns, full, margin, firm,
+        _claim_words(labels, overlap_labels if "takeback" in rules else None, spans, evidence.full_turns, full, margin, firm,
                      tolerance, rules)
     if "clauses" in rules:
         _clause_handovers(labels, spans, words, full, firm, margin)

@@ -1,4 +1,4 @@
-"""Sentence-level segments built from word timings.
+"""Sentence-level segments and speaker utterances built from word timings.
 
 Whisper's own segments can span 30-45 s and several speakers; cutting at sentence
 punctuation, pauses and speaker changes gives chunks a reader (and an SRT file) can use.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-from speech_endpoint.schema import Segment, Word
+from speech_endpoint.schema import Segment, Utterance, Word
 from speech_endpoint.text import is_clause_end, is_sentence_end, join_words, starts_sentence
 
 
@@ -144,3 +144,27 @@ def segments_from_words(
     floor = 0.0 if duration is not None else None
     return [Segment(text=text, start=start, end=end)
             for (text, _), (start, end) in zip(kept, monotonic(spans, floor=floor, ceiling=duration))]
+
+
+def group_utterances(words: Sequence[Word], *, duration: float | None = None) -> list[Utterance]:
+    """Consecutive words of one speaker as one utterance.
+
+    Text is joined as Whisper tokens are (words carry their leading space), stripped;
+    the span runs from the first word's start to the latest end among its words. Spans
+    are made time-ordered and non-overlapping even if word timings are slightly out of
+    order (each start is clamped to the previous end, each end to at least its start),
+    and clamped to [0, duration] when `duration` is given. Words without a speaker
+    (`assign_speakers` had no turns) belong to no utterance: with no turns there are no
+    speakers to report."""
+    runs: list[list[Word]] = []
+    for word in words:
+        if word.speaker is None:
+            continue
+        if runs and word.speaker == runs[-1][0].speaker:
+            runs[-1].append(word)
+        else:
+            runs.append([word])
+    spans = [(word_span(run[0])[0], max(word_span(w)[1] for w in run)) for run in runs]
+    floor = 0.0 if duration is not None else None
+    return [Utterance(speaker=run[0].speaker, text=join_words(run), start=start, end=end)
+            for run, (start, end) in zip(runs, monotonic(spans, floor=floor, ceiling=duration))]

@@ -14,12 +14,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
-from speech_endpoint.attribution.rules import RULES, repair
+from speech_endpoint.attribution.rules import RULES, Evidence, RuleSettings, repair
 from speech_endpoint.attribution.coverage import clean_turns, coverages, max_overlap_speakers
 from speech_endpoint.schema import Attribution, Diarization, Turn, Utterance, Word
-from speech_endpoint.attribution.segmentation import monotonic, segments_from_words, word_span
-from speech_endpoint.text import join_words
-from speech_endpoint.text import sentence_openers
+from speech_endpoint.attribution.segmentation import group_utterances, segments_from_words, word_span
 
 __all__ = [
     "attribute",
@@ -27,7 +25,6 @@ __all__ = [
     "assign_speakers",
     "speaker_label_map",
     "relabel_in_order",
-    "group_utterances",
 ]
 
 T = TypeVar("T", Word, Utterance, Turn)
@@ -114,8 +111,9 @@ def assign_speakers(
     spans = [word_span(w) for w in words]
     labels = max_overlap_speakers(spans, cover, full)
     if smooth:
-        repair(labels, words, spans, cover, full, full_clean, rules=rules, tolerance=tolerance,
-               sentence_pause=sentence_pause, margin=margin, openers=sentence_openers(language))
+        repair(labels, Evidence(words, spans, cover, full, full_clean),
+               RuleSettings(rules=rules, tolerance=tolerance, sentence_pause=sentence_pause, margin=margin,
+                            language=language))
     out = [replace(w, speaker=label) for w, label in zip(words, labels)]
     return relabel_in_order(out) if relabel else out
 
@@ -148,27 +146,3 @@ def relabel_in_order(items: Sequence[T], mapping: dict[str, str] | None = None) 
         item if item.speaker is None else replace(item, speaker=mapping[item.speaker])
         for item in items
     ]
-
-
-def group_utterances(words: Sequence[Word], *, duration: float | None = None) -> list[Utterance]:
-    """Consecutive words of one speaker as one utterance.
-
-    Text is joined as Whisper tokens are (words carry their leading space), stripped;
-    the span runs from the first word's start to the latest end among its words. Spans
-    are made time-ordered and non-overlapping even if word timings are slightly out of
-    order (each start is clamped to the previous end, each end to at least its start),
-    and clamped to [0, duration] when `duration` is given. Words without a speaker
-    (assign_speakers had no turns) belong to no utterance: with no turns there are no
-    speakers to report."""
-    runs: list[list[Word]] = []
-    for word in words:
-        if word.speaker is None:
-            continue
-        if runs and word.speaker == runs[-1][0].speaker:
-            runs[-1].append(word)
-        else:
-            runs.append([word])
-    spans = [(word_span(run[0])[0], max(word_span(w)[1] for w in run)) for run in runs]
-    floor = 0.0 if duration is not None else None
-    return [Utterance(speaker=run[0].speaker, text=join_words(run), start=start, end=end)
-            for run, (start, end) in zip(runs, monotonic(spans, floor=floor, ceiling=duration))]
