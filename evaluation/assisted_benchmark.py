@@ -162,7 +162,7 @@ def part_generate(args, handler, asr, drafts, bases, clips) -> dict:
 
     from speech_endpoint.whisper.asr import DecodeOptions
     from speech_endpoint.schema import Audio
-    from speech_endpoint.speech.windows import speech_windows
+    from speech_endpoint.speech.activity import speech_windows
 
     pairs = [v.split(":", 1) for v in args.variant] or [(d, s) for d in drafts for s in (args.setting or ["default"])]
     variants = [("plain", None, None)] + [(f"{d}:{s}", d, s) for d, s in pairs]

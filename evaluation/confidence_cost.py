@@ -28,8 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     from speech_endpoint.whisper.confidence import TokenProbabilities
     from speech_endpoint.whisper.device import choose
     from speech_endpoint.speech.silero import SileroVAD
-    from speech_endpoint.speech.activity import activity_from_probabilities
-    from speech_endpoint.speech.windows import speech_windows
+    from speech_endpoint.speech.activity import activity_from_probabilities, speech_windows
 
     asr = WhisperASR(os.environ["ASR_MODEL"], placement=choose(os.environ.get("DEVICE", "auto"),
                                                                 os.environ.get("CPU_BF16", "auto")))

@@ -141,8 +141,7 @@ def windows_of(files: list[Path], cache_dir: Path) -> list[dict]:
     from speech_endpoint.speech import audio as audio_io
     from speech_endpoint.schema import SAMPLE_RATE
     from speech_endpoint.speech.silero import SileroVAD
-    from speech_endpoint.speech.activity import activity_from_probabilities
-    from speech_endpoint.speech.windows import speech_windows
+    from speech_endpoint.speech.activity import activity_from_probabilities, speech_windows
     from tqdm import tqdm
 
     index = cache_dir / "windows.json"
@@ -174,7 +173,7 @@ def cache_targets(teacher, processor, windows: list[dict], cache_dir: Path, devi
 
     from speech_endpoint.speech import audio as audio_io
     from speech_endpoint.compat import greedy_generate_kwargs, new_tokens_kwargs
-    from speech_endpoint.languages import normalize_language
+    from speech_endpoint.whisper.languages import normalize_language
     from speech_endpoint.schema import SAMPLE_RATE
 
     tokenizer = processor.tokenizer

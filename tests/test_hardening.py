@@ -569,8 +569,7 @@ def gate_measurements() -> list[dict]:
     utterances, each cut out alone (as a client-side VAD would send them), are gated
     empty; what share of the transcribed speech lies inside the decoding windows."""
     from speech_endpoint.speech.silero import SileroVAD
-    from speech_endpoint.speech.activity import activity_from_probabilities, has_speech
-    from speech_endpoint.speech.windows import speech_windows
+    from speech_endpoint.speech.activity import activity_from_probabilities, has_speech, speech_windows
 
     vad = SileroVAD()
 

@@ -93,7 +93,7 @@ def assign_speakers(
     with zero length, to the nearest turn; a word with start > end counts as a point
     midway. Turns may be unsorted and may overlap.
 
-    With `smooth`, `rules` (all of `attribution_rules.RULES` by default) repair boundary
+    With `smooth`, `rules` (all of `rules.RULES` by default) repair boundary
     errors; `smooth=False` is plain maximum overlap. `language` (a Whisper code) picks the
     word lists the rules may use (`speech_endpoint.text`): None or a language without
     a list gets only the language-independent rules. No usable turns (none, or none with

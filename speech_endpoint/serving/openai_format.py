@@ -35,7 +35,7 @@ import math
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from speech_endpoint.languages import language_name
+from speech_endpoint.whisper.languages import language_name
 from speech_endpoint.text import compression_ratio
 
 MEL_FRAMES_PER_SECOND = 100  # Whisper's hop of 160 samples at 16 kHz

@@ -24,8 +24,7 @@ import numpy as np
 
 from speech_endpoint.schema import Redecoded, Skip, SpeechActivity, Transcript, Word
 from speech_endpoint.text import COMPRESSION_RATIO_THRESHOLD, compression_ratio, join_words
-from speech_endpoint.speech.activity import speech_runs
-from speech_endpoint.speech.windows import speech_windows
+from speech_endpoint.speech.activity import speech_runs, speech_windows
 
 MIN_SPEECH_S = 1.0  # speech in a stretch without words before it is decoded again (docs/benchmarks.md)
 REACH_S = 0.5  # speech this close to a word belongs to it: word times are approximate

@@ -23,16 +23,16 @@ import torch
 from transformers import LogitsProcessorList
 
 from speech_endpoint import compat
-from speech_endpoint.whisper import attention, guards, precision
+from speech_endpoint.whisper import guards, precision
 from speech_endpoint.whisper.alignment import FRAMES_PER_SECOND, CrossAttentionRecorder, recorded_rows, teacher_forced, window_words
 from speech_endpoint.whisper.confidence import TokenProbabilities
 from speech_endpoint.whisper.device import Placement
-from speech_endpoint.whisper.language_detection import detect_language
+from speech_endpoint.whisper.languages import detect_language
 from speech_endpoint.schema import SAMPLE_RATE, Audio, SpeechActivity, Transcript, Word
 from speech_endpoint.whisper.sequential import transcribe_sequential
 from speech_endpoint.speech.skipped_speech import guard
 from speech_endpoint.whisper.suppression import Suppression
-from speech_endpoint.speech.windows import speech_windows
+from speech_endpoint.speech.activity import speech_windows
 
 log = logging.getLogger(__name__)
 SAMPLES_PER_FRAME = SAMPLE_RATE // FRAMES_PER_SECOND  # audio samples per encoder frame (20 ms)
@@ -64,7 +64,7 @@ class WhisperASR:
 
         self.placement = placement
         self.device, self.dtype = placement.device, placement.dtype
-        self.attention = attention.implementation()
+        self.attention = precision.implementation()
         self.model = AutoModelForSpeechSeq2Seq.from_pretrained(model_id, **self._load_kwargs(token))
         self.model.to(self.device).eval()
         self.suppression = Suppression.take_from(self.model.generation_config)
@@ -108,14 +108,14 @@ class WhisperASR:
 
     def _decoder_in_bf16(self, model: torch.nn.Module) -> None:
         """A decoder's linear layers and cross-attention keys and values in bfloat16
-        (`precision`, `attention`). Not the main model's when a draft may verify against it:
+        (`precision`). Not the main model's when a draft may verify against it:
         bfloat16 rounds each product, and the rows of a verification pass (several tokens at
         once) then differ by a rounding step from the same rows decoded one at a time, enough
         to flip a near tie (the 8 s dev clip's last word), so assisted output would no longer
         equal plain output. The draft's own numbers do not matter: every token is verified."""
         precision.decoder_linears_in_bf16(model)
-        if self.attention == attention.NAME:
-            attention.cross_attention_cache_in_bf16(model)
+        if self.attention == precision.NAME:
+            precision.cross_attention_cache_in_bf16(model)
 
     # ---- public ---------------------------------------------------------------------
 
@@ -286,7 +286,7 @@ class WhisperASR:
                                   device=self.device)
         # timestamp tokens: transformers' own suppression, ahead of its timestamp processor
         kwargs = {**self.generate_kwargs(options, options.language), **self.suppression.generate_kwargs()}
-        with attention.eager_for_token_timestamps(self.model):
+        with precision.eager_for_token_timestamps(self.model):
             return transcribe_sequential(self._pipe, audio, kwargs, self.tokenizer, self.eot, options.language)
 
 
