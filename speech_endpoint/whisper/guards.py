@@ -5,13 +5,12 @@ window's words (speech detection has already kept Whisper away from silence and 
   0.6 AND the window's mean token log-probability is below -1.0 (OpenAI's joint rule: a
   confident transcript survives a high no-speech probability);
 - a loop: the window's text compresses by more than 2.4 (zlib of its UTF-8, OpenAI's
-  measure; speech measured here stays at or below 1.3).
+  measure, `text.compression_ratio`).
 
-OpenAI's temperature fallback (re-decoding a failed window by sampling) is not used:
-measured on windows that fail, it swapped one invented text for another, cost 2.7-4.4x on
-them, made the output nondeterministic, and sampling with an assistant breaks the
-equality of assisted and plain output. Behind Silero VAD, neither rule has fired on the
-dev dialogue, the telephone sample or their noisy versions (README, "Speech, not noise").
+OpenAI's temperature fallback (re-decoding a failed window by sampling) is not used: it
+swapped one invented text for another, made the output nondeterministic, and sampling with
+an assistant breaks the equality of assisted and plain output (docs/benchmarks.md,
+"Speech, not noise", has the measurements).
 """
 from __future__ import annotations
 
