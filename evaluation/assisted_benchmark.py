@@ -160,7 +160,7 @@ def part_generate(args, handler, asr, drafts, bases, clips) -> dict:
     from transformers import LogitsProcessorList
     from transformers.modeling_outputs import BaseModelOutput
 
-    from speech_endpoint.whisper.asr import DecodeOptions
+    from speech_endpoint.schema import DecodeOptions
     from speech_endpoint.schema import Audio
     from speech_endpoint.speech.activity import speech_windows
 

@@ -23,7 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import LogitsProcessorList
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    from speech_endpoint.whisper.asr import DecodeOptions, WhisperASR
+    from speech_endpoint.schema import DecodeOptions
+    from speech_endpoint.whisper.asr import WhisperASR
     from speech_endpoint.speech.audio import decode
     from speech_endpoint.whisper.confidence import TokenProbabilities
     from speech_endpoint.whisper.device import choose

@@ -208,8 +208,10 @@ class Harness:
         """The response the handler gives for this transcript and diarization."""
         h = self.handler
         attribution, matches = h.identify(h.attribute(prepared.transcript, diarization), prepared.references)
-        return h.render(prepared.request, prepared.audio, prepared.activity, prepared.options,
-                        prepared.transcript, attribution, timings={}, matches=matches)
+        from request import Outcome
+
+        return h.render(Outcome(prepared.request, prepared.audio, prepared.activity, prepared.options,
+                                prepared.transcript, attribution, matches=matches))
 
 
 # ---- scoring one response ---------------------------------------------------------------

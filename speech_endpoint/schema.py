@@ -106,6 +106,19 @@ class Redecoded:
     seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class DecodeOptions:
+    """What one transcription needs to know: the request's decoding plan (`config.plan_decoding`)."""
+
+    task: str = "transcribe"
+    language: str | None = None
+    chunk_length_s: float = 30.0
+    batch_size: int = 24
+    use_assistant: bool = False
+    prompt: str | None = None
+    beam_size: int = 1
+
+
 @dataclass
 class Transcript:
     """What the ASR step produces: the text and its words with times (no speakers), and
@@ -166,9 +179,14 @@ class WordJSON(TypedDict):
 
 class TimingsJSON(TypedDict):
     decode_s: float
-    asr_s: float
-    redecode_s: float  # part of asr_s: skipped speech decoded again
-    diarization_s: float
+    references_s: NotRequired[float]  # known speakers' clips decoded and embedded
+    speech_detection_s: NotRequired[float]  # the VAD pass(es)
+    transcription_s: NotRequired[float]  # Whisper, skipped speech decoded again, word times fitted
+    diarization_pipeline_s: NotRequired[float]  # pyannote
+    attribution_s: NotRequired[float]  # words to speakers, segments, utterances, known speakers named
+    asr_s: float  # references_s + speech_detection_s + transcription_s (the first keys, kept for clients)
+    redecode_s: float  # part of transcription_s (and asr_s): skipped speech decoded again
+    diarization_s: float  # diarization_pipeline_s + attribution_s
     total_s: float
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,7 +27,7 @@ from speech_endpoint.whisper.alignment import FRAMES_PER_SECOND, CrossAttentionR
 from speech_endpoint.whisper.confidence import TokenProbabilities
 from speech_endpoint.whisper.device import Placement
 from speech_endpoint.whisper.languages import detect_language
-from speech_endpoint.schema import SAMPLE_RATE, Audio, SpeechActivity, Transcript, Word
+from speech_endpoint.schema import SAMPLE_RATE, Audio, DecodeOptions, SpeechActivity, Transcript, Word
 from speech_endpoint.whisper.sequential import transcribe_sequential
 from speech_endpoint.speech.skipped_speech import guard
 from speech_endpoint.whisper.suppression import Suppression
@@ -40,19 +39,6 @@ MIN_WINDOW_S = 1.0
 SEQUENTIAL_WINDOW_S = 30.0  # Whisper's own window: skipped speech after sequential decoding is cut to it
 # speculative decoding's settings, read from the assistant's generation_config.json
 ASSISTANT_SETTINGS = ("num_assistant_tokens", "num_assistant_tokens_schedule", "assistant_confidence_threshold")
-
-
-@dataclass(frozen=True)
-class DecodeOptions:
-    """What one transcription needs to know; derived from the request by the handler."""
-
-    task: str = "transcribe"
-    language: str | None = None
-    chunk_length_s: float = 30.0
-    batch_size: int = 24
-    use_assistant: bool = False
-    prompt: str | None = None
-    beam_size: int = 1
 
 
 class WhisperASR:

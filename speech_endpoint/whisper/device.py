@@ -29,7 +29,7 @@ class DeviceError(RuntimeError):
 class Placement:
     device: str  # "cuda:0" or "cpu"
     dtype: torch.dtype  # float16 on a GPU; float32 on CPU (float16 matmuls are slow or missing there)
-    cpu_bf16: bool = False  # CPU: bfloat16 where it pays (speech_endpoint.whisper.precision, .attention)
+    cpu_bf16: bool = False  # CPU: bfloat16 where it pays (speech_endpoint.whisper.precision)
 
     @property
     def dtype_name(self) -> str:
