@@ -118,6 +118,12 @@ class DecodeOptions:
     prompt: str | None = None
     beam_size: int = 1
 
+    @property
+    def windows_per_batch(self) -> int:
+        """Windows decoded together: `batch_size` counts sequences, so with beams it is
+        `batch_size` // `beam_size` windows (memory as greedy's); 1 with the assistant."""
+        return 1 if self.use_assistant else max(1, self.batch_size // self.beam_size)
+
 
 @dataclass
 class Transcript:

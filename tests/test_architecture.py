@@ -166,3 +166,10 @@ def test_no_file_edits_sys_path_except_the_platform_loader():
             offenders.append(str(path.relative_to(REPO)))
     # The platform puts the handler's folder on sys.path; the local server does the same.
     assert set(offenders) <= {"speech_endpoint/serving/loading.py"}, offenders
+
+
+def test_only_whisper_and_compat_import_transformers():
+    """transformers' internals are reached from whisper/ only; compat adapts its public API."""
+    reaching = {module_name(p) for p in (REPO / "speech_endpoint").rglob("*.py")
+                if any(m.split(".")[0] == "transformers" for m in imported_modules(p))}
+    assert {m for m in reaching if stage(m) != "whisper"} <= {"speech_endpoint.compat"}, sorted(reaching)

@@ -146,7 +146,7 @@ class WhisperASR:
         detected from the first batch when not given."""
         # Each beam holds its own copy of the window's cross-attention keys and values
         # (large-v3: ~250 MB in float16), so `batch_size` counts beams: memory as greedy's.
-        batch = 1 if options.use_assistant else max(1, options.batch_size // options.beam_size)
+        batch = options.windows_per_batch
         words: list[Word] = []
         texts: list[str] = []
         for first in range(0, len(spans), batch):
