@@ -73,11 +73,12 @@ class EndpointHandler(MultichannelStages):
         if s.cpu_threads:
             torch.set_num_threads(s.cpu_threads)
         placement = device.choose(s.device, s.cpu_bf16)
+        vad = SileroVAD()
+        asr = WhisperASR(s.asr_model, placement=placement, assistant_id=s.assistant_model, token=s.token)
         diarizer = (Diarizer(s.diarization_model, token=s.token, device=placement.device,
                              segmentation_step=s.diarization_step, params=s.diarization_params)
                     if s.diarization_model else None)
-        asr = WhisperASR(s.asr_model, placement=placement, assistant_id=s.assistant_model, token=s.token)
-        self._compose(s, placement, asr, SileroVAD(), diarizer)
+        self._compose(s, placement, asr, vad, diarizer)
         log.info("models loaded in %.1f s on %s (%s)", time.perf_counter() - started, placement.device,
                  placement.dtype_name)
 
