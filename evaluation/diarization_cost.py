@@ -55,8 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    from speech_endpoint.audio import decode
-    from speech_endpoint.diarizer import Diarizer
+    from speech_endpoint.speech.audio import decode
+    from speech_endpoint.attribution.diarizer import Diarizer
 
     items = [i for i in discover(args.inputs) if i.rttm]
     print("| step | DER (collar 0) | DER (collar 0.25 s) | CPU s per minute of audio: segmentation / embeddings / other / total |")

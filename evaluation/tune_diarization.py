@@ -43,7 +43,7 @@ from collections.abc import Sequence  # noqa: E402
 from typing import Any  # noqa: E402
 
 from evaluation import evaluate  # noqa: E402
-from speech_endpoint.pipeline_params import flatten, nest  # noqa: E402
+from speech_endpoint.attribution.pipeline_params import flatten, nest  # noqa: E402
 
 COLLAR_S = 0.25
 
@@ -70,7 +70,7 @@ class Tuner:
     """The endpoint's handler (Whisper once per file) and its own Diarizer for the values."""
 
     def __init__(self, pipeline: str | None, asr_model: str | None):
-        from speech_endpoint.diarizer import Diarizer
+        from speech_endpoint.attribution.diarizer import Diarizer
 
         self.harness = evaluate.Harness(diarization_model=pipeline, asr_model=asr_model)
         s = self.harness.handler.settings
@@ -83,7 +83,7 @@ class Tuner:
     def file_scores(self, item: evaluate.Item, combos: list[dict[str, Any]], collar: float) -> list[dict]:
         """One scored condition per combination for one file."""
         from speech_endpoint.schema import Diarization
-        from speech_endpoint.speech_activity import has_speech
+        from speech_endpoint.speech.activity import has_speech
 
         prepared = self.harness.prepare(item.audio.read_bytes(), {"output_formats": ["rttm"]})
         duration = float(prepared.audio.duration)
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     names = [p[0] for p in args.param]
     combos = [{n: tuner.start.get(n) for n in names}] + grid(args.param)
     combos = [c for i, c in enumerate(combos) if c not in combos[:i]]
-    from speech_endpoint.pipeline_params import ParamsError
+    from speech_endpoint.attribution.pipeline_params import ParamsError
 
     for combo in combos:  # every name and value checked before any file is transcribed
         try:

@@ -5,7 +5,7 @@ on the checkpoint's own transcripts of your audio.
 
 TEACHER is a Whisper checkpoint (folder or hub id). AUDIO is a folder (searched
 recursively), an audio file, or a text file listing audio files one per line; anything the
-endpoint decodes (speech_endpoint.audio.decode). OUT_DIR ends up holding a decoder-only
+endpoint decodes (speech_endpoint.speech.audio.decode). OUT_DIR ends up holding a decoder-only
 `WhisperForCausalLM` (the form distil-whisper ships) with config, weights, tokenizer,
 feature extractor and generation_config: set ASSISTANT_MODEL=OUT_DIR.
 
@@ -138,11 +138,10 @@ def audio_files(spec: str) -> list[Path]:
 def windows_of(files: list[Path], cache_dir: Path) -> list[dict]:
     """[{file, start, end, key}] of every <= 30 s speech window, cut as the handler cuts
     them; remembered in cache_dir/windows.json (recomputed when the file list changes)."""
-    from speech_endpoint import audio as audio_io
+    from speech_endpoint.speech import audio as audio_io
     from speech_endpoint.schema import SAMPLE_RATE
-    from speech_endpoint.silero import SileroVAD
-    from speech_endpoint.speech_activity import activity_from_probabilities
-    from speech_endpoint.windows import speech_windows
+    from speech_endpoint.speech.silero import SileroVAD
+    from speech_endpoint.speech.activity import activity_from_probabilities, speech_windows
     from tqdm import tqdm
 
     index = cache_dir / "windows.json"
@@ -172,9 +171,9 @@ def cache_targets(teacher, processor, windows: list[dict], cache_dir: Path, devi
     from transformers.modeling_outputs import BaseModelOutput
     from tqdm import tqdm
 
-    from speech_endpoint import audio as audio_io
+    from speech_endpoint.speech import audio as audio_io
     from speech_endpoint.compat import greedy_generate_kwargs, new_tokens_kwargs
-    from speech_endpoint.languages import normalize_language
+    from speech_endpoint.whisper.languages import normalize_language
     from speech_endpoint.schema import SAMPLE_RATE
 
     tokenizer = processor.tokenizer

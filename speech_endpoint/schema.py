@@ -5,6 +5,7 @@ is described by TypedDicts so clients and tests share one definition of its shap
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import NotRequired, TypedDict
 
@@ -26,7 +27,7 @@ class Audio:
 @dataclass(frozen=True)
 class Word:
     """One recognised word. `text` keeps Whisper's leading space and punctuation;
-    `probability` is Whisper's confidence in it (`speech_endpoint.confidence`)."""
+    `probability` is Whisper's confidence in it (`speech_endpoint.whisper.confidence`)."""
 
     text: str
     start: float
@@ -51,6 +52,11 @@ class Turn:
     start: float
     end: float
     speaker: str
+
+
+def sort_turns(turns: Iterable[Turn]) -> list[Turn]:
+    """Turns in time order (start, then end, then speaker): the one order every stage uses."""
+    return sorted(turns, key=lambda t: (t.start, t.end, t.speaker))
 
 
 @dataclass(frozen=True)
@@ -82,7 +88,7 @@ class SpeechActivity:
 @dataclass(frozen=True)
 class Skip:
     """A stretch of speech that decoding gave no words, and how many words its second
-    decoding gave (`speech_endpoint.skipped_speech`)."""
+    decoding gave (`speech_endpoint.speech.skipped_speech`)."""
 
     start: float
     end: float
@@ -98,6 +104,25 @@ class Redecoded:
     skips: tuple[Skip, ...] = ()
     loops: tuple[tuple[float, float], ...] = ()
     seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """What one transcription needs to know: the request's decoding plan (`config.plan_decoding`)."""
+
+    task: str = "transcribe"
+    language: str | None = None
+    chunk_length_s: float = 30.0
+    batch_size: int = 24
+    use_assistant: bool = False
+    prompt: str | None = None
+    beam_size: int = 1
+
+    @property
+    def windows_per_batch(self) -> int:
+        """Windows decoded together: `batch_size` counts sequences, so with beams it is
+        `batch_size` // `beam_size` windows (memory as greedy's); 1 with the assistant."""
+        return 1 if self.use_assistant else max(1, self.batch_size // self.beam_size)
 
 
 @dataclass
@@ -160,9 +185,14 @@ class WordJSON(TypedDict):
 
 class TimingsJSON(TypedDict):
     decode_s: float
-    asr_s: float
-    redecode_s: float  # part of asr_s: skipped speech decoded again
-    diarization_s: float
+    references_s: NotRequired[float]  # known speakers' clips decoded and embedded
+    speech_detection_s: NotRequired[float]  # the VAD pass(es)
+    transcription_s: NotRequired[float]  # Whisper, skipped speech decoded again, word times fitted
+    diarization_pipeline_s: NotRequired[float]  # pyannote
+    attribution_s: NotRequired[float]  # words to speakers, segments, utterances, known speakers named
+    asr_s: float  # references_s + speech_detection_s + transcription_s (the first keys, kept for clients)
+    redecode_s: float  # part of transcription_s (and asr_s): skipped speech decoded again
+    diarization_s: float  # diarization_pipeline_s + attribution_s
     total_s: float
 
 

@@ -92,7 +92,7 @@ def test_references_from_one_half_name_the_speakers_of_the_other(real_whisper_di
     from conftest import MODEL_ENV
     from evaluation.evaluate import Harness
     from evaluation.oracle_diarization import rttm_turns
-    from speech_endpoint.audio import decode
+    from speech_endpoint.speech.audio import decode
 
     samples = decode((dialogue_dir / "dialogue.wav").read_bytes()).samples
     turns = rttm_turns(dialogue_dir / "dialogue.rttm")

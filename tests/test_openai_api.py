@@ -28,7 +28,7 @@ import srt
 import webvtt
 from openai.types.audio import TranscriptionVerbose, TranslationVerbose
 
-from speech_endpoint.languages import language_name
+from speech_endpoint.whisper.languages import language_name
 from speech_endpoint.serving import openai_format
 from support.server import (
     AUTH,

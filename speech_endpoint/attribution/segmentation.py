@@ -1,5 +1,4 @@
-"""Sentence-level segments built from word timings, and clean word records from the
-transformers pipeline's word chunks.
+"""Sentence-level segments and speaker utterances built from word timings.
 
 Whisper's own segments can span 30-45 s and several speakers; cutting at sentence
 punctuation, pauses and speaker changes gives chunks a reader (and an SRT file) can use.
@@ -10,19 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 
-from speech_endpoint.schema import Segment, Word
-
-# Sentence-final marks: Latin, CJK (full/half width), Arabic, Devanagari, Armenian, Ethiopic.
-SENTENCE_END = frozenset(".?!…。？！｡؟۔।॥։።")
-# Marks after which a long segment is preferably cut (clause boundaries).
-CLAUSE_END = frozenset(",;:，、；：،")
-# Closing quotes/brackets that may follow the final mark: `He said "no."` ends a sentence.
-_CLOSERS = "\"'”’»)]}」』）】"
-_OPENERS = "\"'“‘«([{"
-# Abbreviations whose dot does not end a sentence (lower-case, with the dot).
-_ABBREVIATIONS = frozenset(
-    {"mr.", "mrs.", "ms.", "dr.", "prof.", "st.", "jr.", "sr.", "vs.", "e.g.", "i.e.", "approx."}
-)
+from speech_endpoint.schema import Segment, Utterance, Word
+from speech_endpoint.text import is_clause_end, is_sentence_end, join_words, starts_sentence
 
 
 def _finite(x: object) -> float | None:
@@ -64,39 +52,6 @@ def monotonic(spans: Iterable[tuple[float, float]], *, floor: float | None = Non
         out.append((start, end))
         previous = end
     return out
-
-
-def join_words(words: Sequence[Word]) -> str:
-    """The words' text joined as Whisper tokens are: each word carries its own leading
-    space (none in CJK), so plain concatenation is right; the result is stripped."""
-    return "".join(w.text for w in words).strip()
-
-
-def is_sentence_end(text: str) -> bool:
-    """Whether a word ends a sentence (`done.`, `why?"`, `好。`), ignoring `Mr.`-style
-    abbreviations whose dot is not a full stop."""
-    stripped = text.strip().rstrip(_CLOSERS)
-    if not stripped or stripped[-1] not in SENTENCE_END:
-        return False
-    return stripped.lower() not in _ABBREVIATIONS
-
-
-def is_clause_end(text: str) -> bool:
-    """Whether a word ends with a comma-like mark: the preferred place to cut a sentence
-    that is too long."""
-    stripped = text.strip().rstrip(_CLOSERS)
-    return bool(stripped) and stripped[-1] in CLAUSE_END
-
-
-def starts_sentence(text: str, openers: frozenset[str]) -> bool:
-    """Whether a word is a capitalised function word from `openers` (lower case; the
-    language's list in `speech_endpoint.word_lists`): "The", "We", "So" are written with a
-    capital only at the start of a sentence. Whisper keeps that capital where it drops the
-    full stop before it, typically when two speakers overlap ("... desktop users The page
-    load time ..."). "I" and names are never in a list; with no list, punctuation alone
-    decides."""
-    stripped = text.strip().lstrip(_OPENERS).rstrip(_CLOSERS + ".,;:?!")
-    return stripped[:1].isupper() and stripped.lower() in openers
 
 
 def sentence_ranges(words: Sequence[Word], *, max_pause: float = 1.0,
@@ -191,82 +146,25 @@ def segments_from_words(
             for (text, _), (start, end) in zip(kept, monotonic(spans, floor=floor, ceiling=duration))]
 
 
-REDECODE_S = 1.0  # a word starting this much before the previous one: a window decoded again
-END_SLIVER_S = 0.04  # no word starts this close to the end of the audio
+def group_utterances(words: Sequence[Word], *, duration: float | None = None) -> list[Utterance]:
+    """Consecutive words of one speaker as one utterance.
 
-
-def _chunk_fields(chunk: object) -> tuple[str, float | None, float | None]:
-    """A pipeline word chunk's text, start and end (None where missing or not finite)."""
-    stamp = chunk.get("timestamp") if isinstance(chunk, dict) else None
-    if not isinstance(stamp, (tuple, list)):
-        stamp = (None, None)
-    start = _finite(stamp[0]) if len(stamp) > 0 else None
-    end = _finite(stamp[1]) if len(stamp) > 1 else None
-    text = chunk.get("text", "") if isinstance(chunk, dict) else ""
-    return (text if isinstance(text, str) else str(text)), start, end
-
-
-def decoded_once(chunks: Sequence[dict], *, duration: float) -> list[dict]:
-    """The pipeline's word chunks without what its long-form decoding read twice or out of
-    nothing. When a 30 s window's last segment is incomplete, decoding resumes at that
-    segment's start and transformers 5 keeps both readings: where the start times jump
-    back by more than `REDECODE_S`, the later reading replaces the earlier words from that
-    time on (as in OpenAI's algorithm). The sliver of audio after the last segment is
-    decoded too, and transformers 4.51 fills it with a loop ("I don't know." 50 times in
-    the last 20 ms of the 30.0 s telephone sample): words starting within `END_SLIVER_S`
-    of the end go."""
-    total = _finite(duration)
-    kept: list[tuple[float | None, dict]] = []
-    last = None  # the latest kept start
-    for chunk in chunks:
-        _, start, _ = _chunk_fields(chunk)
-        if start is not None:
-            if total is not None and start >= total - END_SLIVER_S:
-                continue
-            if last is not None and start < last - REDECODE_S:
-                kept = kept[:next(i for i, (s, _) in enumerate(kept) if s is not None and s >= start)]
-            last = start
-        kept.append((start, chunk))
-    return [chunk for _, chunk in kept]
-
-
-def words_from_chunks(chunks: Sequence[dict], *, duration: float) -> list[Word]:
-    """Word records from the pipeline's word-level chunks
-    (`{"text": " Hello", "timestamp": (start, end)}`).
-
-    The pipeline leaves the last word's end (and, at 30 s window seams, other ends or
-    starts) as None, and timestamps may step backwards slightly at those seams. Repairs,
-    in order: a missing end becomes the next known timestamp (the next word's start,
-    else `duration`); a missing start becomes the previous word's end (0 for the first);
-    everything is clamped to [0, duration]; starts are made non-decreasing; each end is
-    at least its start. Every chunk becomes one word, text untouched.
-    """
-    total = _finite(duration)
-    total = max(total, 0.0) if total is not None else 0.0
-    raw = [_chunk_fields(chunk) for chunk in chunks]
-
-    # Next known time after each word, for filling missing ends (scan from the right).
-    next_known: list[float] = [total] * len(raw)
-    following = total
-    for i in range(len(raw) - 1, -1, -1):
-        next_known[i] = following
-        _, start, end = raw[i]
-        if start is not None:
-            following = start
-        elif end is not None:
-            following = end
-
-    words: list[Word] = []
-    previous_start, previous_end = 0.0, 0.0
-    for i, (text, start, end) in enumerate(raw):
-        if start is None:
-            start = previous_end
-        if end is None:
-            end = max(next_known[i], start)
-        start = min(max(start, 0.0), total)
-        end = min(max(end, 0.0), total)
-        start = max(start, previous_start)
-        end = max(end, start)
-        words.append(Word(text=text, start=start, end=end))
-        previous_start, previous_end = start, end
-    return words
+    Text is joined as Whisper tokens are (words carry their leading space), stripped;
+    the span runs from the first word's start to the latest end among its words. Spans
+    are made time-ordered and non-overlapping even if word timings are slightly out of
+    order (each start is clamped to the previous end, each end to at least its start),
+    and clamped to [0, duration] when `duration` is given. Words without a speaker
+    (`assign_speakers` had no turns) belong to no utterance: with no turns there are no
+    speakers to report."""
+    runs: list[list[Word]] = []
+    for word in words:
+        if word.speaker is None:
+            continue
+        if runs and word.speaker == runs[-1][0].speaker:
+            runs[-1].append(word)
+        else:
+            runs.append([word])
+    spans = [(word_span(run[0])[0], max(word_span(w)[1] for w in run)) for run in runs]
+    floor = 0.0 if duration is not None else None
+    return [Utterance(speaker=run[0].speaker, text=join_words(run), start=start, end=end)
+            for run, (start, end) in zip(runs, monotonic(spans, floor=floor, ceiling=duration))]

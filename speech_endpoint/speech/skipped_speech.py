@@ -9,7 +9,7 @@ once, and its words are merged in time order. A stretch whose second decoding gi
 words (the drop rules in `guards` refused it, or Whisper says nothing) stays without words,
 and the response's notes say so.
 
-Loops of sequential decoding are found by OpenAI's measure (`guards.compression_ratio`)
+Loops of sequential decoding are found by OpenAI's measure (`text.compression_ratio`)
 over each stretch of its words up to one Whisper window long: a looping stretch's words are
 dropped, which leaves its speech without words, so it is decoded again the same way.
 Pure logic: the decoding itself is passed in.
@@ -22,11 +22,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from speech_endpoint.guards import COMPRESSION_RATIO_THRESHOLD, compression_ratio
 from speech_endpoint.schema import Redecoded, Skip, SpeechActivity, Transcript, Word
-from speech_endpoint.sentences import join_words
-from speech_endpoint.speech_activity import speech_runs
-from speech_endpoint.windows import speech_windows
+from speech_endpoint.text import COMPRESSION_RATIO_THRESHOLD, compression_ratio, join_words
+from speech_endpoint.speech.activity import speech_runs, speech_windows
 
 MIN_SPEECH_S = 1.0  # speech in a stretch without words before it is decoded again (docs/benchmarks.md)
 REACH_S = 0.5  # speech this close to a word belongs to it: word times are approximate

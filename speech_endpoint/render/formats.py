@@ -14,9 +14,8 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 
-from speech_endpoint.schema import Segment, Turn, Utterance, Word
-from speech_endpoint.sentences import monotonic
-from speech_endpoint.turns import sort_turns
+from speech_endpoint.schema import Segment, Turn, Utterance, Word, sort_turns
+from speech_endpoint.attribution.segmentation import monotonic
 
 __all__ = ["MAX_CUE_CHARS", "MAX_CUE_SECONDS", "cues_from", "parse_rttm", "to_rttm", "to_srt", "to_vtt"]
 

@@ -1,62 +1,40 @@
-"""Who said which word, repaired: after maximum overlap (rule 0, in
-`speech_endpoint.coverage`), three rules repair what boundary errors of a few hundred ms
-do at speaker changes (`diarization_utils.assign_speakers` applies them). Only words
-that no single speaker's turn clearly covers may move: a "firm" word (wholly inside its
-speaker's turn, with no other speaker's turn within `margin` = 0.25 s of it, a
-diarizer's plausible boundary error) never does, whatever Whisper's punctuation says.
-Each rule was kept because it paid on the conversation corpus (evaluation/corpus.py;
-evaluation/attribution_study.py) and did not lose on real meetings (ami-dev;
-evaluation/rule_ablation.py gives each rule's gain per set). Figures are cpWER - WER of the worst conversation,
-exact turns / turns with every boundary moved by up to 0.25 s (worst of 5 seeds). Rules
-0-2 were built on seed 0 (19 conversations) and seed 1 chose the margin (0 -> 0.25: worst
-jittered 0.046 -> 0.031). The rule 1 fix and rule 3 were tuned on seeds 0, 1, 4 and 5
-(76 conversations). Seeds 2 and 3 are the held-out report; seeds 6-8, 10-12, 13-15,
-16-18 and 19-21 were generated later (docs/benchmarks.md says which set informed which
-change; 19-21 was scored once, after the last one).
+"""Who said which word, repaired: after maximum overlap (rule 0, in `coverage`), three
+rules repair what boundary errors of a few hundred ms do at speaker changes
+(`speakers.assign_speakers` applies them). Only words that no single speaker's turn clearly
+covers may move: a "firm" word (wholly inside its speaker's turn, with no other speaker's
+turn within `margin` = 0.25 s of it, a diarizer's plausible boundary error) never does,
+whatever Whisper's punctuation says. Each rule is here because it paid on the conversation
+corpus (evaluation/attribution_study.py) and did not lose on real meetings
+(evaluation/rule_ablation.py); the figures, and which seeds informed which change, are in
+docs/benchmarks.md ("Who said it", "How the rules were arrived at").
 
 0. coverage on the full diarization, not the exclusive one: a back-channel ("mhm" inside
-   the other speaker's turn, which Whisper does not transcribe) no longer takes the words
-   spoken under it (seed 0: 0.134 / 0.141 -> 0.015 / 0.056). Among speakers covering a
-   word equally, the one whose turn contains the other's keeps it, then the exclusive
-   diarization decides (a hand-over is split in the middle of its overlap).
+   the other speaker's turn, which Whisper does not transcribe) does not take the words
+   spoken under it. Among speakers covering a word equally, the one whose turn contains
+   the other's keeps it, then the exclusive diarization decides (a hand-over is split in
+   the middle of its overlap).
 1. edges: the leading and trailing words of a sentence that are not firm and lie within
    `tolerance` of the sentence's main speaker's turn next to them go to that speaker (a
-   sentence-final word straddling a boundary that moved). With rule 2, seed 0 went from
-   0.015 / 0.056 to 0.007 / 0.018. Alone it glued one-word replies to the next sentence
-   (0.037 / 0.037). "Next to them" is the turn holding the sentence's adjacent word, not
-   a later turn of that speaker after someone else's: an unpunctuated "I'm on it which
-   one?" no longer sends "which" back across the other speaker's turn. A sentence also
-   starts at a capitalised function word without a full stop before it ("... desktop
-   users The page load time", Whisper in crosstalk; `sentences.starts_sentence`): 33 of
-   the 38 such words in 401 conversations begin a reference utterance, and the split
-   fixed the two interruptions that failed with exact turns (held out 0.016 -> 0.008,
-   seeds 10-12 0.042 -> 0.016); no effect on the tuning seeds.
+   sentence-final word straddling a boundary that moved). "Next to them" is the turn
+   holding the sentence's adjacent word, not a later turn of that speaker after someone
+   else's: an unpunctuated "I'm on it which one?" does not send "which" back across the
+   other speaker's turn. A sentence also starts at a capitalised function word without a
+   full stop before it ("... desktop users The page load time", Whisper in crosstalk;
+   `text.starts_sentence`).
 2. claims: a turn left without any word of its speaker, and not inside someone else's
    turn, takes the non-firm words whose middle lies in it; failing that, the words near
    it that rule 0 gave its speaker and rule 1 took away ("takeback"); failing that, the
    one word overlapping it most ("overlapped"). This is a one-word reply ("Right,", "No,")
    that Whisper glued to the next speaker's sentence, or that a boundary error gave away.
-   Taking back rule 1's words stops a reply's turn from taking the end of the previous
-   sentence instead ("the [time.] No, so I moved"): no change on the tuning seeds, mean
-   jittered cpWER - WER lower on 4 of 6 unseen sets and higher on none. When no word
-   overlaps the turn, the last fallback takes the nearest word within `tolerance` only if
-   no turn touches that word (Whisper timed it into a pause). It used to take any such
-   word ("nearest", dropped): on real meetings Whisper leaves many short turns without a
-   word (a spelled letter, a "Hello" in crosstalk, "Yep"), and "nearest" gave such a turn
-   the neighbour's word beside it, inside the neighbour's turn: the only losses to
-   maximum overlap on ami-dev with exact turns (docs/benchmarks.md, "Who said it on real
-   meetings").
+   When no word overlaps the turn, the last fallback takes the nearest word within
+   `tolerance` only if no turn touches that word (Whisper timed it into a pause): on real
+   meetings Whisper leaves many short turns without a word, and taking any nearby word
+   ("nearest", dropped) gave such a turn its neighbour's word.
 3. clause hand-overs: when the speaker changes one word after a comma or full stop and
    that word is not firm, with the next speaker's turn within `margin` of it, the change
-   moves to the mark. This is "Right, [and] I can see", with the reply's turn running
-   late into "and". With the rule 1 fix it takes seeds 0, 1, 4, 5 from 0.015 / 0.036 to
-   0.015 / 0.021, and held out from 0.016 / 0.047 to 0.016 / 0.032 (seeds 6-8: the same
-   worst, 0.050, and a slightly lower mean). The remaining exact 0.015 is a Whisper
-   timing error: a closing "Okay." placed 1 s early, inside the other speaker's turn.
+   moves to the mark ("Right, [and] I can see", the reply's turn running late into "and").
 Rule 1's sentence openers are a word list, used only for the transcript's language where
-one was validated (`speech_endpoint.word_lists`: English). Dropped as they did not pay:
-filling 1-2 word islands inside a sentence (no change), and claiming only whole short
-sentences (rule 2 does it and more).
+one was validated (`speech_endpoint.text`: English).
 
 Sentences end at punctuation or at pauses longer than `sentence_pause` (1 s).
 Pure logic: no model I/O, no torch.
@@ -64,12 +42,14 @@ Pure logic: no model I/O, no torch.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from speech_endpoint.coverage import Coverage, gap
+from speech_endpoint.attribution.coverage import Coverage, gap
 from speech_endpoint.schema import Turn, Word
-from speech_endpoint.sentences import is_clause_end, is_sentence_end, sentence_ranges
+from speech_endpoint.attribution.segmentation import sentence_ranges
+from speech_endpoint.text import is_clause_end, is_sentence_end, sentence_openers
 
-__all__ = ["DROPPED", "RULES", "repair"]
+__all__ = ["DROPPED", "RULES", "Evidence", "RuleSettings", "repair"]
 
 # Rules 1-3, and the parts that can be switched off on their own: "openers" (rule 1's
 # sentences also start at a capitalised opener of the language's list), "takeback" and
@@ -81,22 +61,44 @@ RULES = ("edges", "openers", "claims", "takeback", "overlapped", "clauses")
 DROPPED = ("nearest", "shared")
 
 
-def repair(labels: list[str], words: Sequence[Word], spans: list[tuple[float, float]], cover: dict[str, Coverage],
-           full: dict[str, Coverage], full_turns: list[Turn], *, rules: Sequence[str], tolerance: float,
-           sentence_pause: float, margin: float, openers: frozenset[str] = frozenset()) -> None:
-    """Apply `rules` (names from `RULES`) to `labels` in place. `cover` is the exclusive
-    diarization's coverage, `full` and `full_turns` the full one; `openers` the sentence
-    openers of the transcript's language (`speech_endpoint.word_lists`)."""
+@dataclass(frozen=True)
+class Evidence:
+    """What the rules read: the words, their (start, end) spans, the exclusive diarization's
+    coverage (`cover`) and the full one's (`full`, `full_turns`)."""
+
+    words: Sequence[Word]
+    spans: list[tuple[float, float]]
+    cover: dict[str, Coverage]
+    full: dict[str, Coverage]
+    full_turns: list[Turn]
+
+
+@dataclass(frozen=True)
+class RuleSettings:
+    """Which rules run (names from `RULES`), their distances in seconds, and the
+    transcript's language, whose sentence openers rule 1 may use (`text.sentence_openers`)."""
+
+    rules: Sequence[str] = RULES
+    tolerance: float = 0.5
+    sentence_pause: float = 1.0
+    margin: float = 0.25
+    language: str | None = None
+
+
+def repair(labels: list[str], evidence: Evidence, settings: RuleSettings) -> None:
+    """Apply the rules of `settings` to `labels` (rule 0's answer, one per word) in place."""
+    words, spans, cover, full = evidence.words, evidence.spans, evidence.cover, evidence.full
+    rules, tolerance, margin = settings.rules, settings.tolerance, settings.margin
     firm = [full[label].overlap(s, e) >= (e - s) - 1e-9
             and not any(o != label and c.overlap(s - margin, e + margin) > 1e-9 for o, c in full.items())
             for label, (s, e) in zip(labels, spans)]
     overlap_labels = list(labels)  # rule 0's answer, which rule 2 may restore
     if "edges" in rules:
-        split_at = openers if "openers" in rules else frozenset()
-        for sentence in sentence_ranges(words, max_pause=sentence_pause, openers=split_at):
+        split_at = sentence_openers(settings.language) if "openers" in rules else frozenset()
+        for sentence in sentence_ranges(words, max_pause=settings.sentence_pause, openers=split_at):
             _fix_edges(labels, spans, sentence, cover, tolerance, firm)
     if "claims" in rules:
-        _claim_words(labels, overlap_labels if "takeback" in rules else None, spans, full_turns, full, margin, firm,
+        _claim_words(labels, overlap_labels if "takeback" in rules else None, spans, evidence.full_turns, full, margin, firm,
                      tolerance, rules)
     if "clauses" in rules:
         _clause_handovers(labels, spans, words, full, firm, margin)

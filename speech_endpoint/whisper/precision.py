@@ -1,30 +1,97 @@
-"""Whisper's attention on a CPU without the flash-attention kernel where it is slow.
+"""Whisper on a CPU in bfloat16, and the attention that goes with it.
 
-Measured with Whisper base on the 60 s dev dialogue at one thread (docs/benchmarks.md):
-- a decoding step attends from one query row per head to the 1500 encoder frames of its
-  window; torch's CPU flash kernel, which SDPA picks, is slow for one row: two matrix
-  products and a softmax, same float32 numbers, took 1.06 ms instead of 1.61 ms a call
-  (3 windows, caches cold);
-- the bfloat16 encoder's attention (1500 x 1500 per head) one head at a time, scores kept
-  in cache: 67 ms instead of 157-182 ms for 3 windows;
-- with CPU_BF16 the cross-attention keys and values are kept in bfloat16: decoding reads
-  them once per step and layer, and half the bytes took 10% off the handler's time.
-Together with the decoder's bfloat16 linear layers (`precision`): 4.48 s -> 2.85 s CPU, the same
-words. Every other call (masked or causal, GPUs) stays on transformers' SDPA.
+bfloat16 on CPUs that compute it natively (AVX512-BF16, AMX, Arm BF16): the encoder, the
+output layer and the decoder's linear layers, the costs that dominate Whisper on a CPU;
+the decoder's residual stream and layer norms stay float32 (the whole model in bfloat16
+was no faster and changed the text). Elsewhere bfloat16 is emulated slowly, so `auto`
+uses it only where the CPU has it.
 
+Attention (`implementation`): torch's CPU flash kernel, which SDPA picks, is slow for a
+decoding step's one query row against 1500 encoder frames and for the bfloat16 encoder's
+1500 x 1500 attention; those two unmasked cases are computed here directly (the same
+numbers), and the cross-attention keys and values may stay in bfloat16 (read once per
+step and layer). Every other call (masked or causal, GPUs) stays on transformers' SDPA.
 Transformers 5 routes Whisper's attention through `AttentionInterface`, where this is
 registered under its own name; older versions (the platform container's 4.51) pick
 attention classes by name and keep "sdpa" and float32 keys and values.
+
+The gains, measured with the same words: docs/benchmarks.md ("Against faster-whisper and
+the original pipeline" and the paragraphs after it).
 """
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from speech_endpoint.precision import BF16Linear
+NATIVE_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 flags; "bf16" on Arm (Features)
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (from /proc/cpuinfo; False elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags = {f for line in text.splitlines() if line.lower().startswith(("flags", "features"))
+             for f in line.split(":", 1)[-1].split()}
+    return any(flag in flags for flag in NATIVE_FLAGS)
+
+
+class BF16Linear(nn.Module):
+    """A Linear layer computed in bfloat16, returning `out_dtype` (float32 unless the
+    consumer takes bfloat16)."""
+
+    def __init__(self, linear: nn.Module, out_dtype: torch.dtype = torch.float32):
+        super().__init__()
+        self.weight = nn.Parameter(linear.weight.detach().to(torch.bfloat16), requires_grad=False)
+        self.bias = (None if linear.bias is None
+                     else nn.Parameter(linear.bias.detach().to(torch.bfloat16), requires_grad=False))
+        self.out_dtype = out_dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x.to(torch.bfloat16), self.weight, self.bias).to(self.out_dtype)
+
+
+def output_layer_in_bf16(model: nn.Module) -> None:
+    """The output layer (`proj_out`) of a Whisper model or decoder-only draft in bfloat16
+    (a copy: the float32 input embeddings it was tied to stay as they are)."""
+    model.proj_out = BF16Linear(model.proj_out)
+
+
+def decoder_linears_in_bf16(model: nn.Module) -> None:
+    """Every Linear layer of a Whisper model's decoder (or a decoder-only draft) computed in
+    bfloat16 with float32 in and out."""
+    decoder = model.get_decoder()
+    for module in list(decoder.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, nn.Linear):
+                setattr(module, name, BF16Linear(child))
+
+
+def encoder_in_bf16(model: nn.Module) -> None:
+    """A Whisper model's encoder in bfloat16, taking and giving float32."""
+    encoder = model.get_encoder().to(torch.bfloat16)
+
+    def cast_in(module, args, kwargs):
+        args = tuple(a.to(torch.bfloat16) if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
+        if torch.is_tensor(kwargs.get("input_features")):
+            kwargs["input_features"] = kwargs["input_features"].to(torch.bfloat16)
+        return args, kwargs
+
+    def cast_out(module, args, output):
+        output.last_hidden_state = output.last_hidden_state.float()
+        return output
+
+    encoder.register_forward_pre_hook(cast_in, with_kwargs=True)
+    encoder.register_forward_hook(cast_out)
+
+
+# ---- attention ----------------------------------------------------------------------------
 
 NAME = "endpoint_sdpa"
 

@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from speech_endpoint.schema import SpeechActivity, Word
-from speech_endpoint.sentences import is_clause_end, is_sentence_end
-from speech_endpoint.speech_activity import speech_runs
+from speech_endpoint.text import is_clause_end, is_sentence_end
+from speech_endpoint.speech.activity import speech_runs
 
 __all__ = ["fit_to_speech"]
 

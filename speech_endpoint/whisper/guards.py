@@ -5,30 +5,24 @@ window's words (speech detection has already kept Whisper away from silence and 
   0.6 AND the window's mean token log-probability is below -1.0 (OpenAI's joint rule: a
   confident transcript survives a high no-speech probability);
 - a loop: the window's text compresses by more than 2.4 (zlib of its UTF-8, OpenAI's
-  measure; speech measured here stays at or below 1.3).
+  measure, `text.compression_ratio`).
 
-OpenAI's temperature fallback (re-decoding a failed window by sampling) is not used:
-measured on windows that fail, it swapped one invented text for another, cost 2.7-4.4x on
-them, made the output nondeterministic, and sampling with an assistant breaks the
-equality of assisted and plain output. Behind Silero VAD, neither rule has fired on the
-dev dialogue, the telephone sample or their noisy versions (README, "Speech, not noise").
+OpenAI's temperature fallback (re-decoding a failed window by sampling) is not used: it
+swapped one invented text for another, made the output nondeterministic, and sampling with
+an assistant breaks the equality of assisted and plain output (docs/benchmarks.md,
+"Speech, not noise", has the measurements).
 """
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Sequence
 
 import torch
 
+from speech_endpoint.text import COMPRESSION_RATIO_THRESHOLD, compression_ratio
+
 NO_SPEECH_THRESHOLD = 0.6
 LOGPROB_THRESHOLD = -1.0
-COMPRESSION_RATIO_THRESHOLD = 2.4
-
-
-def compression_ratio(text: str) -> float:
-    data = text.encode("utf-8")
-    return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
 def mean_logprob(probabilities: Sequence[float]) -> float:

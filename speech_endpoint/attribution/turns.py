@@ -18,11 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from speech_endpoint.schema import Turn
-
-
-def sort_turns(turns: Iterable[Turn]) -> list[Turn]:
-    return sorted(turns, key=lambda t: (t.start, t.end, t.speaker))
+from speech_endpoint.schema import Turn, sort_turns
 
 
 def merge_per_speaker(turns: Iterable[Turn]) -> list[Turn]:

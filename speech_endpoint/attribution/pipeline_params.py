@@ -1,6 +1,7 @@
 """A diarization pipeline's parameters set from DIARIZATION_PARAMS: checked against what the
-loaded pipeline declares, then merged over its current values. Pure logic; reading and
-instantiating the pipeline is `compat`'s job.
+loaded pipeline declares (`specs`, read through pyannote.pipeline's parameter classes, the
+same API on pyannote 3 and 4), then merged over its current values. Pure logic apart from
+`specs`; instantiating the pipeline is `compat`'s job.
 
 Names are dotted paths of pyannote's nested parameters ("clustering.threshold"), which is how
 pyannote's own config.yaml and `pipeline.parameters()` group them.
@@ -109,3 +110,23 @@ def merge(current: dict, overrides: dict[str, Any]) -> dict:
     flat = flatten(current)
     flat.update(overrides)
     return nest(flat)
+
+
+def specs(pipeline: Any) -> dict[str, Any]:
+    """{dotted name: ParamSpec} of what a pyannote pipeline declares it can be instantiated
+    with (`pipeline.parameters()`: pyannote.pipeline's Uniform, Integer, Categorical, Frozen
+    and kin, the same API on pyannote 3 and 4)."""
+    out = {}
+    for name, param in flatten(pipeline.parameters()).items():
+        kind = type(param).__name__
+        if kind in ("Uniform", "LogUniform", "DiscreteUniform"):
+            out[name] = ParamSpec("float", param.low, param.high)
+        elif kind == "Integer":
+            out[name] = ParamSpec("int", param.low, param.high)
+        elif kind == "Categorical":
+            out[name] = ParamSpec("choice", choices=tuple(param.choices))
+        elif kind == "Frozen":
+            out[name] = ParamSpec("fixed", value=param.value)
+        else:  # a kind this code does not know: any value is passed on as given
+            out[name] = ParamSpec("any")
+    return out

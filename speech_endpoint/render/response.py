@@ -1,14 +1,15 @@
 """The JSON response, rendered from the attributed transcript. Pure: no models, no I/O,
-no decisions about speakers (`diarization_utils.attribute` made them).
+no decisions about speakers (`attribution.speakers.attribute` made them).
 
 `text`, `chunks` and `speakers` keep the established shape so existing clients work;
 `words`, `metadata` and the requested subtitle formats are additions.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
-from speech_endpoint import formats
+from speech_endpoint.render import formats
 from speech_endpoint.schema import Attribution, MetadataJSON, ResponseJSON, Segment, Word, WordJSON
 
 
@@ -54,3 +55,28 @@ def render(text: str, attribution: Attribution, *, output_formats: Sequence[str]
     if metadata is not None:
         response["metadata"] = metadata
     return response
+
+
+class Stopwatch:
+    """Seconds since the previous call (the first: since it was made), for `metadata.timings`."""
+
+    def __init__(self) -> None:
+        self.started = self.last = time.perf_counter()
+
+    def __call__(self) -> float:
+        now = time.perf_counter()
+        elapsed, self.last = now - self.last, now
+        return elapsed
+
+    def total(self) -> float:
+        return time.perf_counter() - self.started
+
+
+def legacy_timings(timings: dict[str, float], redecode_s: float) -> dict[str, float]:
+    """The first timing keys, which clients read, from the stages' own: `asr_s` is
+    references, speech detection and transcription together, `diarization_s` the
+    diarization pipeline, attribution and naming, `redecode_s` the part of transcription
+    that decoded skipped speech again."""
+    return {"asr_s": sum(timings.get(k, 0.0) for k in ("references_s", "speech_detection_s", "transcription_s")),
+            "redecode_s": redecode_s,
+            "diarization_s": timings.get("diarization_pipeline_s", 0.0) + timings.get("attribution_s", 0.0)}

@@ -11,9 +11,9 @@ import torch
 
 from speech_endpoint import compat
 from speech_endpoint.errors import ConfigurationError
-from speech_endpoint.pipeline_params import ParamsError, check, merge
+from speech_endpoint.attribution.pipeline_params import ParamsError, check, merge, specs
 from speech_endpoint.schema import Audio, Diarization
-from speech_endpoint.turns import exclusive_turns
+from speech_endpoint.attribution.turns import exclusive_turns
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class Diarizer:
         0.6}}) with its own `instantiate`; the others keep their values. Raises ParamsError
         naming a key the pipeline does not have or a value of the wrong type. Returns the
         parameters now in force."""
-        checked, notes = check(overrides, compat.pipeline_param_specs(self.pipeline))
+        checked, notes = check(overrides, specs(self.pipeline))
         for note in notes:
             log.warning("DIARIZATION_PARAMS: %s", note)
         compat.instantiate(self.pipeline, merge(self.params, checked))

@@ -1,6 +1,6 @@
 """Silero VAD (PyPI `silero-vad`, MIT; the weights ship inside the wheel): speech
 probability per 32 ms frame of a whole request, in one batched pass. Model I/O only; the
-regions are derived in `speech_endpoint.speech_activity`.
+regions are derived in `speech_endpoint.speech.activity`.
 
 The model is a convolutional front end (per frame, given 64 samples of left context), one
 LSTM cell and a 1x1 output layer. Its own `audio_forward` steps through the frames one at

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from speech_endpoint.schema import Audio, SpeechActivity, Transcript, Turn, Word
-from speech_endpoint.speech_activity import MIN_SPEECH_S, speech_runs
+from speech_endpoint.speech.activity import MIN_SPEECH_S, speech_runs
 
 MARGIN_DB = 6.0
 SMOOTH_S = 0.25

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from speech_endpoint.precision import native_bf16
+from speech_endpoint.whisper.precision import native_bf16
 
 log = logging.getLogger(__name__)
 # where a loaded NVIDIA driver shows itself; without them there is no GPU to advise about
@@ -29,7 +29,7 @@ class DeviceError(RuntimeError):
 class Placement:
     device: str  # "cuda:0" or "cpu"
     dtype: torch.dtype  # float16 on a GPU; float32 on CPU (float16 matmuls are slow or missing there)
-    cpu_bf16: bool = False  # CPU: bfloat16 where it pays (speech_endpoint.precision, .attention)
+    cpu_bf16: bool = False  # CPU: bfloat16 where it pays (speech_endpoint.whisper.precision)
 
     @property
     def dtype_name(self) -> str:

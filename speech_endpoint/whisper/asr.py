@@ -8,13 +8,12 @@ Two decoding strategies:
   timestamp-mode repetitions at window edges cannot happen.
 - sequential (`chunk_length_s` = 0, greedy): transformers' implementation of OpenAI's
   long-form algorithm (timestamp tokens, each window starting where the last segment ended).
-Model I/O only: text and time post-processing lives in `speech_endpoint.sentences`.
+Model I/O only: text and time post-processing lives in `speech_endpoint.attribution.segmentation`.
 """
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,16 +21,17 @@ import torch
 
 from transformers import LogitsProcessorList
 
-from speech_endpoint import attention, compat, guards, precision
-from speech_endpoint.alignment import FRAMES_PER_SECOND, CrossAttentionRecorder, recorded_rows, teacher_forced, window_words
-from speech_endpoint.confidence import TokenProbabilities
-from speech_endpoint.device import Placement
-from speech_endpoint.language_detection import detect_language
-from speech_endpoint.schema import SAMPLE_RATE, Audio, SpeechActivity, Transcript, Word
-from speech_endpoint.sequential import transcribe_sequential
-from speech_endpoint.skipped_speech import guard
-from speech_endpoint.suppression import Suppression
-from speech_endpoint.windows import speech_windows
+from speech_endpoint import compat
+from speech_endpoint.whisper import guards, precision
+from speech_endpoint.whisper.alignment import FRAMES_PER_SECOND, CrossAttentionRecorder, recorded_rows, teacher_forced, window_words
+from speech_endpoint.whisper.confidence import TokenProbabilities
+from speech_endpoint.whisper.device import Placement
+from speech_endpoint.whisper.languages import detect_language
+from speech_endpoint.schema import SAMPLE_RATE, Audio, DecodeOptions, SpeechActivity, Transcript, Word
+from speech_endpoint.whisper.sequential import transcribe_sequential
+from speech_endpoint.speech.skipped_speech import guard
+from speech_endpoint.whisper.suppression import Suppression
+from speech_endpoint.speech.activity import speech_windows
 
 log = logging.getLogger(__name__)
 SAMPLES_PER_FRAME = SAMPLE_RATE // FRAMES_PER_SECOND  # audio samples per encoder frame (20 ms)
@@ -39,19 +39,6 @@ MIN_WINDOW_S = 1.0
 SEQUENTIAL_WINDOW_S = 30.0  # Whisper's own window: skipped speech after sequential decoding is cut to it
 # speculative decoding's settings, read from the assistant's generation_config.json
 ASSISTANT_SETTINGS = ("num_assistant_tokens", "num_assistant_tokens_schedule", "assistant_confidence_threshold")
-
-
-@dataclass(frozen=True)
-class DecodeOptions:
-    """What one transcription needs to know; derived from the request by the handler."""
-
-    task: str = "transcribe"
-    language: str | None = None
-    chunk_length_s: float = 30.0
-    batch_size: int = 24
-    use_assistant: bool = False
-    prompt: str | None = None
-    beam_size: int = 1
 
 
 class WhisperASR:
@@ -63,7 +50,7 @@ class WhisperASR:
 
         self.placement = placement
         self.device, self.dtype = placement.device, placement.dtype
-        self.attention = attention.implementation()
+        self.attention = precision.implementation()
         self.model = AutoModelForSpeechSeq2Seq.from_pretrained(model_id, **self._load_kwargs(token))
         self.model.to(self.device).eval()
         self.suppression = Suppression.take_from(self.model.generation_config)
@@ -107,14 +94,14 @@ class WhisperASR:
 
     def _decoder_in_bf16(self, model: torch.nn.Module) -> None:
         """A decoder's linear layers and cross-attention keys and values in bfloat16
-        (`precision`, `attention`). Not the main model's when a draft may verify against it:
+        (`precision`). Not the main model's when a draft may verify against it:
         bfloat16 rounds each product, and the rows of a verification pass (several tokens at
         once) then differ by a rounding step from the same rows decoded one at a time, enough
         to flip a near tie (the 8 s dev clip's last word), so assisted output would no longer
         equal plain output. The draft's own numbers do not matter: every token is verified."""
         precision.decoder_linears_in_bf16(model)
-        if self.attention == attention.NAME:
-            attention.cross_attention_cache_in_bf16(model)
+        if self.attention == precision.NAME:
+            precision.cross_attention_cache_in_bf16(model)
 
     # ---- public ---------------------------------------------------------------------
 
@@ -159,7 +146,7 @@ class WhisperASR:
         detected from the first batch when not given."""
         # Each beam holds its own copy of the window's cross-attention keys and values
         # (large-v3: ~250 MB in float16), so `batch_size` counts beams: memory as greedy's.
-        batch = 1 if options.use_assistant else max(1, options.batch_size // options.beam_size)
+        batch = options.windows_per_batch
         words: list[Word] = []
         texts: list[str] = []
         for first in range(0, len(spans), batch):
@@ -285,7 +272,7 @@ class WhisperASR:
                                   device=self.device)
         # timestamp tokens: transformers' own suppression, ahead of its timestamp processor
         kwargs = {**self.generate_kwargs(options, options.language), **self.suppression.generate_kwargs()}
-        with attention.eager_for_token_timestamps(self.model):
+        with precision.eager_for_token_timestamps(self.model):
             return transcribe_sequential(self._pipe, audio, kwargs, self.tokenizer, self.eot, options.language)
 
 
