@@ -14,7 +14,7 @@ with worse word times. Golden files catch some of it, but they skip without ../s
 - the cross-attention modules of the alignment layers are called with the decoder's hidden
   states, so the recorder's hooks rebuild the very attention weights the model computed,
   and greedy decoding is aligned from what generation recorded (no second decoder pass);
-- the bfloat16 output layer is the one `generate` scores with (`proj_out`);
+- the bfloat16 output and decoder layers, replaced by attribute name, are what `generate` runs;
 - pyannote's `_segmentation` (an `Inference` whose `step` is honoured), `_embedding` (the
   model the pipeline embeds with) and its training-mode cache (`reuse`).
 """
@@ -206,10 +206,10 @@ def test_the_recorder_rebuilds_the_cross_attention_weights_the_model_computed(wh
         ids = torch.randint(0, 256, (2, 7))
         with CrossAttentionRecorder(model) as recorder:
             out = model(encoder_outputs=(encoded,), decoder_input_ids=ids, output_attentions=True, use_cache=False)
+        assert recorder.heads and all(len(recorder.steps[layer]) == 1 for layer in recorder.layers), \
+            "the cross-attention hooks did not fire once per decoder pass"
+        assert recorder.steps[recorder.layers[0]][0].shape == (2, 7, model.config.d_model)
         logits = recorder.logits(encoded, [slice(0, 7)] * 2)
-    assert recorder.heads and all(len(recorder.steps[layer]) == 1 for layer in recorder.layers), \
-        "the cross-attention hooks did not fire once per decoder pass"
-    assert recorder.steps[recorder.layers[0]][0].shape == (2, 7, model.config.d_model)
     assert [tuple(x.shape) for x in logits] == [(len(recorder.heads), 7, encoded.shape[1])] * 2
     for row in range(2):
         expected = torch.stack([out.cross_attentions[layer][row, head] for layer, head in recorder.heads])
@@ -241,19 +241,34 @@ def test_greedy_decoding_is_aligned_from_what_generation_recorded(whisper, monke
 # ---- bfloat16 layers ------------------------------------------------------------------------
 
 
-def test_generate_scores_with_the_bfloat16_output_layer(whisper, monkeypatch):
-    """`precision` replaces `proj_out` and the decoder's Linear layers by name: they must be
-    what `generate` runs."""
-    seen = []
+def test_generate_runs_the_bfloat16_output_layer_and_decoder_layers(whisper, monkeypatch):
+    """`precision` replaces `proj_out` and the decoder's Linear layers by attribute name:
+    they must be what `generate` runs (not only what `get_output_embeddings` returns)."""
+    seen, generating = set(), []
     forward = BF16Linear.forward
-    monkeypatch.setattr(BF16Linear, "forward", lambda self, x: seen.append(self) or forward(self, x))
+
+    def record(self, x):
+        if generating:
+            seen.add(id(self))
+        return forward(self, x)
+
+    monkeypatch.setattr(BF16Linear, "forward", record)
     asr = load_asr(whisper, cpu_bf16=True)
+    generate = asr.model.generate
+
+    def flagged(*args, **kwargs):
+        generating.append(True)
+        try:
+            return generate(*args, **kwargs)
+        finally:
+            generating.pop()
+
+    monkeypatch.setattr(asr.model, "generate", flagged)
     assert isinstance(asr.model.get_output_embeddings(), BF16Linear)
     asr.transcribe(*audio_and_activity(), GREEDY)
-    called = {id(m) for m in seen}
-    assert id(asr.model.get_output_embeddings()) in called
+    assert id(asr.model.get_output_embeddings()) in seen, "generate scores with another layer than `proj_out`"
     decoder = [m for m in asr.model.get_decoder().modules() if isinstance(m, BF16Linear)]
-    assert decoder and all(id(m) in called for m in decoder), "a replaced decoder layer is never run"
+    assert decoder and all(id(m) in seen for m in decoder), "a replaced decoder layer is never run by generate"
 
 
 # ---- pyannote's pipeline internals ----------------------------------------------------------
@@ -273,8 +288,9 @@ def test_pyannote_segmentation_step_embedding_model_and_training_cache(tiny_mode
     assert diarizer.embedding_dimension == int(model.dimension) > 0
     assert len(diarizer.embed(speech(3.0))) == diarizer.embedding_dimension
 
-    embedded = Calls(type(model).__call__)
-    monkeypatch.setattr(type(model), "__call__", lambda self, *a, **k: embedded(self, *a, **k))
+    call = type(model).__call__
+    embedded = Calls(call)  # calls on this very object
+    monkeypatch.setattr(type(model), "__call__", lambda self, *a, **k: (embedded if self is model else call)(self, *a, **k))
     audio, reuse = Audio(speech(12.0)), {}
     result = diarizer(audio, num_speakers=2, embeddings=True, reuse=reuse)
     assert result.full and len(embedded) > 0, "the pipeline embeds with another model than `_embedding`"
