@@ -16,7 +16,8 @@ with worse word times. Golden files catch some of it, but they skip without ../s
   and greedy decoding is aligned from what generation recorded (no second decoder pass);
 - the bfloat16 output and decoder layers, replaced by attribute name, are what `generate` runs;
 - pyannote's `_segmentation` (an `Inference` whose `step` is honoured), `_embedding` (the
-  model the pipeline embeds with) and its training-mode cache (`reuse`).
+  model the pipeline embeds with), its training-mode cache (`reuse`), and the output's
+  exclusive turns and speaker vectors (read with defaults).
 """
 from __future__ import annotations
 
@@ -302,3 +303,19 @@ def test_pyannote_segmentation_step_embedding_model_and_training_cache(tiny_mode
     calls = len(embedded)
     assert diarizer(audio, num_speakers=2, embeddings=True, reuse=reuse) == result
     assert len(embedded) == calls, "the training cache was not reused: embeddings computed again"
+
+
+def test_pyannote_output_carries_exclusive_turns_and_one_vector_per_speaker(tiny_models):
+    """Read with defaults, so a rename would pass silently: pyannote 4's
+    `exclusive_speaker_diarization` (else turns are derived here) and `speaker_embeddings`
+    (pyannote 3: the tuple asked for with `return_embeddings`), one row per label of the full
+    diarization (else known speakers and `return_speaker_embeddings` get nothing)."""
+    pipeline = Diarizer(str(tiny_models.diarization)).pipeline
+    output, vectors = compat.run_diarization(pipeline, speech(12.0), SAMPLE_RATE, True, num_speakers=2)
+    exclusive, full = compat.diarization_turns(output)
+    labels = {turn.speaker for turn in full}
+    assert labels and set(vectors) == labels, f"speaker vectors {sorted(vectors)} for labels {sorted(labels)}"
+    assert {len(v) for v in vectors.values()} == {int(compat.embedding_model(pipeline).dimension)}
+    if (compat.PYANNOTE_MAJOR or 0) >= 4:
+        assert exclusive is not None, "pyannote 4's output has no `exclusive_speaker_diarization`"
+        assert {turn.speaker for turn in exclusive} <= labels
