@@ -21,8 +21,6 @@ with worse word times. Golden files catch some of it, but they skip without ../s
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import numpy as np
 import pytest
 import torch
