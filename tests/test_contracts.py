@@ -27,14 +27,16 @@ import torch
 import transformers
 
 # Production modules, in one block (they may move: repoint them here).
-from speech_endpoint import asr as asr_module
-from speech_endpoint import attention, compat, suppression
-from speech_endpoint.alignment import CrossAttentionRecorder
-from speech_endpoint.asr import DecodeOptions, WhisperASR
-from speech_endpoint.device import Placement
-from speech_endpoint.diarizer import Diarizer
-from speech_endpoint.precision import BF16Linear
-from speech_endpoint.schema import SAMPLE_RATE, Audio, SpeechActivity
+from speech_endpoint import compat
+from speech_endpoint.attribution.diarizer import Diarizer
+from speech_endpoint.schema import SAMPLE_RATE, Audio, DecodeOptions, SpeechActivity
+from speech_endpoint.whisper import asr as asr_module
+from speech_endpoint.whisper import precision as attention  # the custom attention lives with the precision code
+from speech_endpoint.whisper import suppression
+from speech_endpoint.whisper.alignment import CrossAttentionRecorder
+from speech_endpoint.whisper.asr import WhisperASR
+from speech_endpoint.whisper.device import Placement
+from speech_endpoint.whisper.precision import BF16Linear
 
 from support.audio_factory import speech as speech_samples
 from support.server import make_fast_whisper
