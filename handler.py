@@ -20,7 +20,7 @@ A request runs through public stages, in this order; scripts and tests call them
   render          the response JSON and the subtitle / RTTM formats
 A `multichannel` request takes `multichannel.py`'s stages instead (one speaker per channel).
 
-The models are components (`speech_endpoint.components`): `EndpointHandler(path)` loads them
+The models are components (Protocols in `speech_endpoint.schema`): `EndpointHandler(path)` loads them
 from the environment, as the platform builds it; `EndpointHandler.from_components` takes them.
 """
 from __future__ import annotations
@@ -40,9 +40,8 @@ from request import Outcome, Request
 from speech_endpoint.render import response
 from speech_endpoint.speech import audio as audio_io
 from speech_endpoint.speech import skipped_speech
-from speech_endpoint.whisper import device
+from speech_endpoint.whisper.precision import Placement, choose
 from speech_endpoint.whisper.asr import WhisperASR
-from speech_endpoint.components import Recogniser, SpeakerDiarizer, SpeechDetector
 from speech_endpoint.attribution.diarizer import Diarizer
 from speech_endpoint.errors import ClientError
 from speech_endpoint.schema import (
@@ -52,14 +51,16 @@ from speech_endpoint.schema import (
     DecodeOptions,
     Diarization,
     MetadataJSON,
+    Recogniser,
     ResponseJSON,
+    SpeakerDiarizer,
     SpeechActivity,
+    SpeechDetector,
     Transcript,
 )
 from speech_endpoint.speech.silero import SileroVAD
 from speech_endpoint.attribution.speaker_names import Match, match_known_speakers
-from speech_endpoint.speech.activity import activity_from_probabilities, has_speech
-from speech_endpoint.speech.word_timing import fit_to_speech
+from speech_endpoint.speech.activity import activity_from_probabilities, fit_to_speech, has_speech
 
 log = logging.getLogger("speech_endpoint")
 
@@ -72,7 +73,7 @@ class EndpointHandler(MultichannelStages):
         started = time.perf_counter()
         if s.cpu_threads:
             torch.set_num_threads(s.cpu_threads)
-        placement = device.choose(s.device, s.cpu_bf16)
+        placement = choose(s.device, s.cpu_bf16)
         vad = SileroVAD()
         asr = WhisperASR(s.asr_model, placement=placement, assistant_id=s.assistant_model, token=s.token)
         diarizer = (Diarizer(s.diarization_model, token=s.token, device=placement.device,
@@ -84,17 +85,17 @@ class EndpointHandler(MultichannelStages):
 
     @classmethod
     def from_components(cls, *, asr: Recogniser, vad: SpeechDetector, diarizer: SpeakerDiarizer | None = None,
-                        settings: ModelSettings | None = None, placement: device.Placement | None = None):
+                        settings: ModelSettings | None = None, placement: Placement | None = None):
         """A handler on models built elsewhere; the environment is not read. `settings`
         (limits and defaults) defaults to `ModelSettings.from_values` with nothing but
         `warmup` off; `placement` to the recogniser's, else the CPU in float32."""
         handler = cls.__new__(cls)
         settings = settings or ModelSettings.from_values(asr_model="(given)", warmup=False)
-        placement = placement or getattr(asr, "placement", None) or device.Placement("cpu", torch.float32)
+        placement = placement or getattr(asr, "placement", None) or Placement("cpu", torch.float32)
         handler._compose(settings, placement, asr, vad, diarizer)
         return handler
 
-    def _compose(self, settings: ModelSettings, placement: device.Placement, asr: Recogniser,
+    def _compose(self, settings: ModelSettings, placement: Placement, asr: Recogniser,
                  vad: SpeechDetector, diarizer: SpeakerDiarizer | None) -> None:
         self.settings, self.placement, self.asr, self.vad, self.diarizer = settings, placement, asr, vad, diarizer
         if settings.warmup:  # the first request must not pay for lazy initialisation
@@ -179,7 +180,7 @@ class EndpointHandler(MultichannelStages):
 
     def fit_to_speech(self, transcript: Transcript, activity: SpeechActivity) -> Transcript:
         """Word times cut to the speech found: Whisper's spill over pauses removed
-        (`speech_endpoint.speech.word_timing`)."""
+        (`speech_endpoint.speech.activity.fit_to_speech`)."""
         return replace(transcript, words=fit_to_speech(transcript.words, activity))
 
     def diarize(self, audio: Audio, activity: SpeechActivity, request: Request) -> Diarization | None:

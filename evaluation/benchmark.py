@@ -89,7 +89,7 @@ def reference_pipeline(model_id: str, token: str | None, *, return_timestamps: b
     from transformers import AutoModelForSpeechSeq2Seq, pipeline
 
     from speech_endpoint import compat
-    from speech_endpoint.whisper.device import choose
+    from speech_endpoint.whisper.precision import choose
 
     placement = choose("auto")
     device, dtype = placement.device, placement.dtype

@@ -26,8 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     from speech_endpoint.schema import DecodeOptions
     from speech_endpoint.whisper.asr import WhisperASR
     from speech_endpoint.speech.audio import decode
-    from speech_endpoint.whisper.confidence import TokenProbabilities
-    from speech_endpoint.whisper.device import choose
+    from speech_endpoint.whisper.scores import TokenProbabilities
+    from speech_endpoint.whisper.precision import choose
     from speech_endpoint.speech.silero import SileroVAD
     from speech_endpoint.speech.activity import activity_from_probabilities, speech_windows
 

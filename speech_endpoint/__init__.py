@@ -3,14 +3,14 @@ root wires them together.
 
 Layers, bottom to top (a module imports only its own layer or lower ones; checked by
 tests/test_architecture.py):
-  base         `schema` (typed records), `errors`, `text` (punctuation, word lists by
-               language), `compat` (the one place that knows library versions),
-               `components` (what the handler needs from each model, as Protocols)
-  speech/      audio decoding, speech detection (Silero VAD), windows, word timing, the
+  base         `schema` (typed records, and what the handler needs from each model, as
+               Protocols), `errors`, `text` (punctuation, word lists by language),
+               `compat` (the one place that knows library versions)
+  speech/      audio decoding, speech detection (Silero VAD), windows, word times, the
                skipped-speech guard
-  whisper/     Whisper: loading, precision and attention, decoding, alignment, suppression,
-               languages (names, codes, detection); the only place that touches transformers
-               internals
+  whisper/     Whisper: loading, device, precision and attention, decoding, alignment,
+               token scores (suppression, confidence, guards), languages (names, codes,
+               detection); the only place that touches transformers internals
   attribution/ pyannote diarization, turns, coverage, the attribution rules, sentence
                segments, known-speaker names: who said which word
   render/      the response JSON and the SRT / VTT / RTTM formats

@@ -1,13 +1,15 @@
-"""Typed records passed between the steps, and the JSON response contract.
+"""Typed records passed between the steps, the JSON response contract, and the shapes of the
+models the handler is composed from.
 
 Internal steps exchange frozen dataclasses (seconds as floats, never None); the response
-is described by TypedDicts so clients and tests share one definition of its shape.
+is described by TypedDicts so clients and tests share one definition of its shape; the
+models are Protocols (at the end).
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import NotRequired, TypedDict
+from typing import Any, NotRequired, Protocol, TypedDict
 
 SAMPLE_RATE = 16000  # Whisper, Silero and pyannote all take 16 kHz mono: decoded once to this
 
@@ -27,7 +29,7 @@ class Audio:
 @dataclass(frozen=True)
 class Word:
     """One recognised word. `text` keeps Whisper's leading space and punctuation;
-    `probability` is Whisper's confidence in it (`speech_endpoint.whisper.confidence`)."""
+    `probability` is Whisper's confidence in it (`speech_endpoint.whisper.scores`)."""
 
     text: str
     start: float
@@ -238,3 +240,46 @@ class ResponseJSON(TypedDict):
     vtt: NotRequired[str]
     rttm: NotRequired[str]
     speaker_embeddings: NotRequired[dict[str, list[float]]]
+
+
+# ---- what EndpointHandler needs from each model ------------------------------------------
+# The recogniser (Whisper, `whisper.asr.WhisperASR`), the speech detector (Silero VAD,
+# `speech.silero.SileroVAD`) and the diarizer (pyannote, `attribution.diarizer.Diarizer`), as
+# Protocols: the handler is composed from objects of these shapes, so tests and evaluation can
+# pass their own. (numpy.ndarray annotations stay strings: this module stays numpy-free.)
+
+
+class Recogniser(Protocol):
+    """Speech to timed words. `assistant` is the draft model (None without one);
+    `multilingual` whether the model knows languages other than English."""
+
+    assistant: Any | None
+    multilingual: bool
+
+    def transcribe(self, audio: Audio, activity: SpeechActivity, options: DecodeOptions,
+                   progress: Callable[[float, float], None] | None = None) -> Transcript: ...
+
+    def warm_up(self) -> None: ...
+
+
+class SpeechDetector(Protocol):
+    """Per-frame speech probabilities of a whole request, `frame_s` seconds a frame."""
+
+    frame_s: float
+
+    def probabilities(self, samples: numpy.ndarray) -> numpy.ndarray: ...
+
+
+class SpeakerDiarizer(Protocol):
+    """Who spoke when, and speaker vectors for known-speaker references."""
+
+    @property
+    def params(self) -> dict: ...
+
+    @property
+    def embedding_dimension(self) -> int | None: ...
+
+    def __call__(self, audio: Audio, *, num_speakers: int | None = None, min_speakers: int | None = None,
+                 max_speakers: int | None = None, embeddings: bool = False) -> Diarization: ...
+
+    def embed(self, samples: numpy.ndarray) -> list[float]: ...

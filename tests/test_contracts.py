@@ -32,11 +32,10 @@ from speech_endpoint.attribution.diarizer import Diarizer
 from speech_endpoint.schema import SAMPLE_RATE, Audio, DecodeOptions, SpeechActivity
 from speech_endpoint.whisper import asr as asr_module
 from speech_endpoint.whisper import precision as attention  # the custom attention lives with the precision code
-from speech_endpoint.whisper import suppression
 from speech_endpoint.whisper.alignment import CrossAttentionRecorder
 from speech_endpoint.whisper.asr import WhisperASR
-from speech_endpoint.whisper.device import Placement
-from speech_endpoint.whisper.precision import BF16Linear
+from speech_endpoint.whisper.precision import BF16Linear, Placement
+from speech_endpoint.whisper.scores import Suppression
 
 from support.audio_factory import speech as speech_samples
 from support.server import make_fast_whisper
@@ -93,13 +92,13 @@ def test_generate_sets_the_begin_index_on_our_suppression_processor(whisper, mon
     """Whisper's `generate` calls `set_begin_index(prompt length)` on every logits processor
     that has it; ours applies `begin_suppress_tokens` only at that index."""
     handed_out = []
-    processor = suppression.Suppression.processor
+    processor = Suppression.processor
 
     def record(self, at_begin=True):
         handed_out.append(processor(self, at_begin))
         return handed_out[-1]
 
-    monkeypatch.setattr(suppression.Suppression, "processor", record)
+    monkeypatch.setattr(Suppression, "processor", record)
     asr = load_asr(whisper)
     assert asr.suppression.begin_suppress, "the tiny model's generation config has begin_suppress_tokens"
     asr.warm_up()

@@ -221,7 +221,7 @@ def test_device_setting(make_handler, tiny_models):
     """DEVICE=cuda without a usable GPU stops start-up saying why; auto says where it runs."""
     import torch
 
-    from speech_endpoint.whisper.device import DeviceError
+    from speech_endpoint.whisper.precision import DeviceError
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is usable here")
@@ -236,7 +236,7 @@ def test_a_machine_without_an_nvidia_driver_is_told_no_gpu_was_found(monkeypatch
     """The driver advice is for a machine with a GPU; without a driver the reason is plain."""
     import torch
 
-    from speech_endpoint.whisper import device
+    from speech_endpoint.whisper import precision as device
 
     if torch.cuda.is_available() or torch.version.cuda is None:
         pytest.skip("needs a CUDA build of torch without a usable GPU")

@@ -44,7 +44,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from speech_endpoint.attribution.coverage import Coverage, gap
+from speech_endpoint.attribution.turns import Coverage, gap
 from speech_endpoint.schema import Turn, Word
 from speech_endpoint.attribution.segmentation import sentence_ranges
 from speech_endpoint.text import is_clause_end, is_sentence_end, sentence_openers

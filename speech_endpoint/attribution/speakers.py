@@ -15,7 +15,7 @@ from dataclasses import replace
 from typing import TypeVar
 
 from speech_endpoint.attribution.rules import RULES, Evidence, RuleSettings, repair
-from speech_endpoint.attribution.coverage import clean_turns, coverages, max_overlap_speakers
+from speech_endpoint.attribution.turns import clean_turns, coverages, max_overlap_speakers
 from speech_endpoint.schema import Attribution, Diarization, Turn, Utterance, Word
 from speech_endpoint.attribution.segmentation import group_utterances, segments_from_words, word_span
 

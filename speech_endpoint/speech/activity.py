@@ -1,6 +1,7 @@
-"""Where the audio has speech, from per-frame speech probabilities (Silero VAD), and the
-decoding windows cut from it. Computed once per request, it decides whether Whisper runs
-at all (no speech, no invented "Thank you.") and where its windows are cut. Pure logic.
+"""Where the audio has speech, from per-frame speech probabilities (Silero VAD), and what
+follows from it: the decoding windows, and word times held to the speech. Computed once per
+request, it decides whether Whisper runs at all (no speech, no invented "Thank you.") and
+where its windows are cut. Pure logic.
 
 Regions follow Silero's own `get_speech_timestamps`: speech starts at a frame with
 probability >= `threshold`, ends once the probability has stayed below `threshold - 0.15`
@@ -11,12 +12,27 @@ Windows (`speech_windows`): Whisper sees 30 s at a time. The transformers pipeli
 chunks overlap (and decode the overlap twice) and cut through words; cutting at pauses
 instead, as whisperX and faster-whisper do, decodes each stretch once, never splits a
 word, and skips long silences, which Whisper would otherwise fill with invented text.
+
+Word times (`fit_to_speech`): Whisper's come from cross-attention (DTW over 20 ms frames)
+and spill over pauses: the first word after a pause starts inside it, and a clause's last
+word runs on into the silence after it (`alignment.clamp_long_words` only catches words
+longer than twice the median, at sentence edges). A word that covers frames Silero calls
+silence keeps only speech: the first stretch of speech under it when it ends a clause or a
+sentence (it ran on), the last one otherwise (it started early). A word with no speech under
+it keeps its times (quiet speech the VAD missed). Words only shrink, inside their own span,
+so their order and the gaps between them stay valid (measured with `python -m
+evaluation.word_times`: docs/benchmarks.md).
 """
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections.abc import Sequence
+from dataclasses import replace
+
 import numpy as np
 
-from speech_endpoint.schema import SpeechActivity
+from speech_endpoint.schema import SpeechActivity, Word
+from speech_endpoint.text import is_clause_end, is_sentence_end
 
 THRESHOLD = 0.5
 MIN_SPEECH_S = 0.25
@@ -141,3 +157,24 @@ def _split(start: int, end: int, limit: int, scores: np.ndarray) -> list[tuple[i
         start = cut
     pieces.append((start, end))
     return pieces
+
+
+def fit_to_speech(words: Sequence[Word], activity: SpeechActivity, min_silence_s: float = 0.0) -> list[Word]:
+    """`words` with each span cut to the speech under it (see the module docstring). Only
+    words covering more than `min_silence_s` of silence are cut: the default, any silent
+    frame, measured best (`evaluation.word_times --min-silence`)."""
+    runs = [(a * activity.frame_s, b * activity.frame_s) for a, b in speech_runs(activity.mask)]
+    run_ends = [b for _, b in runs]
+    out = []
+    for word in words:
+        pieces = []  # the word's overlap with each run that ends after it starts and starts before it ends
+        i = bisect_right(run_ends, word.start)
+        while i < len(runs) and runs[i][0] < word.end:
+            pieces.append((max(runs[i][0], word.start), min(runs[i][1], word.end)))
+            i += 1
+        if pieces and sum(b - a for a, b in pieces) < (word.end - word.start) - max(min_silence_s, 1e-9):
+            ran_on = is_clause_end(word.text) or is_sentence_end(word.text)
+            start, end = pieces[0] if ran_on else pieces[-1]
+            word = replace(word, start=start, end=end)
+        out.append(word)
+    return out

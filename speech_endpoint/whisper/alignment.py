@@ -15,7 +15,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from speech_endpoint.whisper.confidence import teacher_forced_probabilities, word_probability
+from speech_endpoint.whisper.scores import teacher_forced_probabilities, word_probability
 from speech_endpoint.schema import Word
 from speech_endpoint.text import is_sentence_end
 
@@ -78,7 +78,7 @@ def teacher_forced(model, prefix: Sequence[int], token_batches: Sequence[Sequenc
                    encoder_hidden: torch.Tensor, eot: int) -> tuple[list[torch.Tensor], list[list[float]]]:
     """One decoder pass over prefix + tokens + eot per sequence: the alignment-head logits
     [heads, len(tokens)+1, frames] of the rows that predict the text tokens and the
-    end-of-text token, and the probability of each text token (`speech_endpoint.whisper.confidence`)."""
+    end-of-text token, and the probability of each text token (`speech_endpoint.whisper.scores`)."""
     length = max(len(t) for t in token_batches) + len(prefix) + 1
     ids = torch.full((len(token_batches), length), eot, dtype=torch.long)
     for row, tokens in enumerate(token_batches):

@@ -22,15 +22,14 @@ import torch
 from transformers import LogitsProcessorList
 
 from speech_endpoint import compat
-from speech_endpoint.whisper import guards, precision
+from speech_endpoint.whisper import precision, scores
+from speech_endpoint.whisper.precision import Placement
 from speech_endpoint.whisper.alignment import FRAMES_PER_SECOND, CrossAttentionRecorder, recorded_rows, teacher_forced, window_words
-from speech_endpoint.whisper.confidence import TokenProbabilities
-from speech_endpoint.whisper.device import Placement
+from speech_endpoint.whisper.scores import Suppression, TokenProbabilities
 from speech_endpoint.whisper.languages import detect_language
 from speech_endpoint.schema import SAMPLE_RATE, Audio, DecodeOptions, SpeechActivity, Transcript, Word
 from speech_endpoint.whisper.sequential import transcribe_sequential
 from speech_endpoint.speech.skipped_speech import guard
-from speech_endpoint.whisper.suppression import Suppression
 from speech_endpoint.speech.activity import speech_windows
 
 log = logging.getLogger(__name__)
@@ -246,10 +245,10 @@ class WhisperASR:
 
     def _guard(self, encoded, token_lists: list[list[int]], probabilities, options: DecodeOptions) -> list[list[int]]:
         """Each window's tokens, or none where OpenAI's guards say no speech or a loop."""
-        doubtful = [i for i, probs in enumerate(probabilities or []) if guards.doubtful(probs)]
-        no_speech = dict(zip(doubtful, guards.no_speech_probabilities(
+        doubtful = [i for i, probs in enumerate(probabilities or []) if scores.doubtful(probs)]
+        no_speech = dict(zip(doubtful, scores.no_speech_probabilities(
             self.model, encoded.last_hidden_state[doubtful], self._prompt_ids(options.prompt)))) if doubtful else {}
-        return [tokens if not tokens or guards.keep(self.tokenizer.decode(tokens), probs, no_speech.get(i)) else []
+        return [tokens if not tokens or scores.keep(self.tokenizer.decode(tokens), probs, no_speech.get(i)) else []
                 for i, (tokens, probs) in enumerate(zip(token_lists, probabilities or [[]] * len(token_lists)))]
 
     def _align(self, spans, token_lists, attention, probabilities, language) -> list[Word]:

@@ -20,7 +20,7 @@ from transformers import LogitsProcessorList
 
 from speech_endpoint import compat
 from speech_endpoint.whisper.alignment import split_words
-from speech_endpoint.whisper.confidence import TokenProbabilities, word_probability
+from speech_endpoint.whisper.scores import TokenProbabilities, word_probability
 from speech_endpoint.schema import Audio, Transcript, Word
 from speech_endpoint.text import join_words
 
