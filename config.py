@@ -18,9 +18,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from speech_endpoint.errors import ClientError, ConfigurationError
+from speech_endpoint.schema import SAMPLE_RATE, ClientError, ConfigurationError, DecodeOptions
 from speech_endpoint.whisper.languages import normalize_language
-from speech_endpoint.schema import SAMPLE_RATE, DecodeOptions
 
 MAX_BEAM_SIZE = 10  # beams cost time and memory in proportion; 10 is beyond any gain
 

@@ -43,11 +43,11 @@ from speech_endpoint.speech import skipped_speech
 from speech_endpoint.whisper.precision import Placement, choose
 from speech_endpoint.whisper.asr import WhisperASR
 from speech_endpoint.attribution.diarizer import Diarizer
-from speech_endpoint.errors import ClientError
 from speech_endpoint.schema import (
     SAMPLE_RATE,
     Attribution,
     Audio,
+    ClientError,
     DecodeOptions,
     Diarization,
     MetadataJSON,

@@ -19,10 +19,10 @@ from request import Outcome
 from speech_endpoint.render import response
 from speech_endpoint.speech import audio as audio_io
 from speech_endpoint.speech import channels as ch
-from speech_endpoint.errors import ClientError
 from speech_endpoint.schema import (
     Attribution,
     Audio,
+    ClientError,
     DecodeOptions,
     Redecoded,
     ResponseJSON,

@@ -69,8 +69,7 @@ from evaluation import oracle_diarization as oracle  # noqa: E402
 from evaluation import scoring  # noqa: E402
 from evaluation.baseline import nearest_chunk_end_speakers  # noqa: E402
 from speech_endpoint.render.formats import parse_rttm  # noqa: E402
-from speech_endpoint.schema import Segment, Turn  # noqa: E402
-from speech_endpoint.schema import sort_turns  # noqa: E402
+from speech_endpoint.schema import Segment, Turn, sort_turns  # noqa: E402
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".webm", ".aac"})
 MODES = ("oracle", "oracle-jitter", "model", "none")

@@ -90,7 +90,7 @@ def cut(samples: np.ndarray, spans) -> np.ndarray:
 
 def embed_clip(handler, samples: np.ndarray) -> list[float] | None:
     """The vector the handler makes of a `known_speakers` clip; None when it refuses it."""
-    from speech_endpoint.errors import ClientError
+    from speech_endpoint.schema import ClientError
 
     try:
         request = handler.check({"parameters": {"known_speakers": {"x": wav_b64(samples)}}})

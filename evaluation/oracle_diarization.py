@@ -51,9 +51,8 @@ import numpy as np
 
 from speech_endpoint.compat import PYANNOTE_MAJOR
 from speech_endpoint.render.formats import parse_rttm
-from speech_endpoint.schema import Turn
+from speech_endpoint.schema import Turn, sort_turns
 from speech_endpoint.attribution.turns import exclusive_turns
-from speech_endpoint.schema import sort_turns
 
 try:  # the pure helpers work without pyannote.audio; the pipeline class needs it
     from pyannote.audio import Pipeline as _PipelineBase

@@ -1,9 +1,9 @@
-"""Typed records passed between the steps, the JSON response contract, and the shapes of the
-models the handler is composed from.
+"""Typed records passed between the steps, the JSON response contract with its error types,
+and the shapes of the models the handler is composed from.
 
 Internal steps exchange frozen dataclasses (seconds as floats, never None); the response
-is described by TypedDicts so clients and tests share one definition of its shape; the
-models are Protocols (at the end).
+is described by TypedDicts so clients and tests share one definition of its shape; a
+client's mistake is a `ClientError`; the models are Protocols (at the end).
 """
 from __future__ import annotations
 
@@ -12,6 +12,15 @@ from dataclasses import dataclass, field
 from typing import Any, NotRequired, Protocol, TypedDict
 
 SAMPLE_RATE = 16000  # Whisper, Silero and pyannote all take 16 kHz mono: decoded once to this
+
+
+class ClientError(ValueError):
+    """A request the client can fix. Its message is shown to the client as-is (HTTP 4xx),
+    so it must be plain, specific and free of secrets and stack traces."""
+
+
+class ConfigurationError(RuntimeError):
+    """The endpoint is misconfigured (raised at start-up, never per request)."""
 
 
 @dataclass(frozen=True)

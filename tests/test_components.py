@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 
 from config import InferenceConfig, ModelSettings, plan_decoding
-from speech_endpoint.errors import ClientError
-from speech_endpoint.schema import SAMPLE_RATE, Diarization, Transcript, Turn, Word
+from speech_endpoint.schema import SAMPLE_RATE, ClientError, Diarization, Transcript, Turn, Word
 from support.audio_factory import speech, wav_bytes
 
 SPEECHY = wav_bytes(speech(4.0), 16000)

@@ -12,9 +12,8 @@ import pytest
 from evaluation import oracle_diarization as oracle
 from evaluation import scoring
 from speech_endpoint.render.formats import parse_rttm
-from speech_endpoint.schema import Turn
+from speech_endpoint.schema import Turn, sort_turns
 from speech_endpoint.attribution.turns import exclusive_turns
-from speech_endpoint.schema import sort_turns
 
 
 def rows(turns, digits=None):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from support.audio_factory import bursts, encode, speech, wav_bytes
-from speech_endpoint.errors import ClientError
+from speech_endpoint.schema import ClientError
 
 
 @pytest.fixture(scope="module")

@@ -34,7 +34,7 @@ import soundfile as sf
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from support.audio_factory import encode, speech, video_only_bytes, wav_bytes
-from speech_endpoint.errors import ClientError
+from speech_endpoint.schema import ClientError
 from support.server import (
     AUTH,
     healthy_model_server,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speech_endpoint.errors import ClientError
+from speech_endpoint.schema import ClientError
 from support.audio_factory import speech, wav_bytes
 
 DATA = Path(__file__).resolve().parent / "data"

@@ -286,7 +286,7 @@ class FakeHandler:
         self.calls = 0
 
     def __call__(self, data):
-        from speech_endpoint.errors import ClientError
+        from speech_endpoint.schema import ClientError
 
         self.calls += 1
         prompt = data["parameters"].get("prompt")

@@ -10,9 +10,8 @@ import numpy as np
 import torch
 
 from speech_endpoint import compat
-from speech_endpoint.errors import ConfigurationError
+from speech_endpoint.schema import Audio, ConfigurationError, Diarization
 from speech_endpoint.attribution.pipeline_params import ParamsError, check, merge, specs
-from speech_endpoint.schema import Audio, Diarization
 from speech_endpoint.attribution.turns import exclusive_turns
 
 log = logging.getLogger(__name__)

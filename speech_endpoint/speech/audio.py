@@ -15,8 +15,7 @@ import logging
 
 import numpy as np
 
-from speech_endpoint.errors import ClientError
-from speech_endpoint.schema import SAMPLE_RATE, Audio
+from speech_endpoint.schema import SAMPLE_RATE, Audio, ClientError
 
 
 log = logging.getLogger(__name__)
