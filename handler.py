@@ -68,7 +68,8 @@ class EndpointHandler(MultichannelStages):
         self.asr = WhisperASR(s.asr_model, placement=self.placement, assistant_id=s.assistant_model, token=s.token)
         self.diarizer = (
             Diarizer(s.diarization_model, token=s.token, device=self.placement.device,
-                     segmentation_step=s.diarization_step, params=s.diarization_params)
+                     segmentation_step=s.diarization_step, params=s.diarization_params,
+                     embedding_stride=s.diarization_embedding_stride)
             if s.diarization_model else None
         )
         if s.warmup:  # the first request must not pay for lazy initialisation

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from speech_endpoint import compat
+from speech_endpoint import compat, pyannote_embeddings
 from speech_endpoint.errors import ConfigurationError
 from speech_endpoint.pipeline_params import ParamsError, check, merge
 from speech_endpoint.schema import Audio, Diarization
@@ -32,7 +32,7 @@ def _gated_message(model_id: str, token_set: bool) -> str:
 
 class Diarizer:
     def __init__(self, model_id: str, *, token: str | None = None, device: str = "cpu",
-                 segmentation_step: float | None = None, params: dict | None = None):
+                 segmentation_step: float | None = None, params: dict | None = None, embedding_stride: int = 1):
         from pyannote.audio import Pipeline
 
         source = compat.pipeline_source(model_id)
@@ -51,6 +51,8 @@ class Diarizer:
         self.pipeline = pipeline.to(torch.device(device))
         if segmentation_step is not None:
             compat.set_segmentation_step(self.pipeline, segmentation_step)
+        if embedding_stride > 1:  # a pipeline without the internals it needs runs unchanged (logged)
+            pyannote_embeddings.install(self.pipeline, embedding_stride)
         if params:
             try:
                 self.set_params(params)
