@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 # DIARIZATION_EMBEDDING_STRIDE when unset (docs/benchmarks.md, issue 28: DER and cost per stride)
-DEFAULT_EMBEDDING_STRIDE = 1
+DEFAULT_EMBEDDING_STRIDE = 2
 
 
 @dataclass(frozen=True)

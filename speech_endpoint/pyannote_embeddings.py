@@ -24,7 +24,7 @@ from speech_endpoint.embedding_reuse import fill, plan
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MIN_AGREEMENT = 0.8
+DEFAULT_MIN_AGREEMENT = 0.5
 _EXPECTED = ("file", "binary_segmentations", "exclude_overlap", "hook")
 _CACHE_KEY = "speech_endpoint/reused_embeddings"
 
@@ -36,7 +36,7 @@ def install(pipeline: Any, stride: int, min_agreement: float = DEFAULT_MIN_AGREE
     stock = getattr(type(pipeline), "get_embeddings", None)
     if stride <= 1 or not _supported(pipeline, stock):
         if stride > 1:
-            log.warning("Embedding reuse is not available for %s: its pipeline runs unchanged",
+            log.info("Embedding reuse is not available for %s: its pipeline runs unchanged",
                         type(pipeline).__name__)
         getattr(pipeline, "__dict__", {}).pop("get_embeddings", None)
         return False

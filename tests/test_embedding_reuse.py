@@ -1,6 +1,8 @@
 """Embedding reuse (issue 28): only every N-th window of pyannote's sliding segmentation is
 embedded and the speakers of the windows between take matched embeddings, through the
 pipeline's own `get_embeddings`; a pipeline without the internals runs unchanged."""
+import logging
+
 import numpy as np
 import pytest
 
@@ -153,6 +155,7 @@ def test_a_failure_inside_reuse_falls_back_to_pyannotes_own_embeddings(tiny_mode
 
 
 def test_a_pipeline_without_the_internals_is_left_unchanged(caplog):
+    caplog.set_level(logging.INFO, logger="speech_endpoint.pyannote_embeddings")
     class Other:  # a pipeline of another shape: no get_embeddings(file, binary_segmentations, ...)
         training = False
 
