@@ -26,7 +26,7 @@ STAGES = ("segmentation", "embeddings", "other", "total")
 def timed_call(diarizer, audio) -> tuple[object, dict[str, float]]:
     """The diarization and the CPU seconds of its segmentation and embedding stages (the
     pipeline's own methods, timed from outside: nothing of it is changed)."""
-    pipeline, spent = diarizer.pipeline, {"segmentation": 0.0, "embeddings": 0.0}
+    pipeline, spent = diarizer.pipeline, {"segmentation": 0.0, "embeddings": 0.0, "embedded": None}
     names = ("get_segmentations", "get_embeddings")
     own = {name: pipeline.__dict__[name] for name in names if name in pipeline.__dict__}  # e.g. embedding reuse
 
@@ -50,13 +50,15 @@ def timed_call(diarizer, audio) -> tuple[object, dict[str, float]]:
             if name in own:
                 setattr(pipeline, name, own[name])
     spent["total"] = time.thread_time() - started
+    if "get_embeddings" in own:  # embedding reuse: (chunks embedded, chunks) of this call
+        spent["embedded"] = getattr(own["get_embeddings"], "last_plan", None)
     spent["other"] = spent["total"] - spent["segmentation"] - spent["embeddings"]
     return result, spent
 
 
 def score_set(diarizer, items, decoded) -> dict:
     """DER (collar 0 and 0.25 s, pooled) and CPU s per minute of audio by stage over `items`."""
-    zero, wide, costs, minutes = [], [], [], 0.0
+    zero, wide, costs, minutes, embedded = [], [], [], 0.0, [0, 0]
     for item in items:
         audio = decoded[item.uri]
         result, spent = timed_call(diarizer, audio)
@@ -65,10 +67,13 @@ def score_set(diarizer, items, decoded) -> dict:
         zero.append(scoring.diarization_scores(reference, hypothesis, duration=audio.duration))
         wide.append(scoring.diarization_scores(reference, hypothesis, duration=audio.duration, collar=0.25))
         costs.append(spent)
+        done, chunks = spent["embedded"] or (0, 0)  # None: every window (stride 1) or no speech
+        embedded = [embedded[0] + done, embedded[1] + chunks]
         minutes += audio.duration / 60
     return {"der": scoring.combine_diarization_scores(zero)["der"],
             "der_collar": scoring.combine_diarization_scores(wide)["der"],
             "median_der": statistics.median(z["der"] for z in zero),
+            "embedded": embedded[0] / embedded[1] if embedded[1] else 1.0,
             "per_minute": {k: sum(c[k] for c in costs) / minutes for k in STAGES}}
 
 
@@ -124,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:
     sets = {Path(raw).name: [i for i in discover([raw]) if i.rttm] for raw in args.inputs}
     decoded = {i.uri: decode(i.audio.read_bytes()) for items in sets.values() for i in items}
     print("| step | embedding stride | agreement | set | DER (collar 0) | DER (collar 0.25 s) | median DER "
-          "| CPU s per minute of audio: segmentation / embeddings / other / total |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| windows embedded | CPU s per minute of audio: segmentation / embeddings / other / total |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for step in args.steps:
         diarizer = Diarizer(args.pipeline, segmentation_step=step)
         for stride in args.strides:
@@ -135,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                 for name, items in sets.items():
                     s = score_set(diarizer, items, decoded)
                     print(f"| {step:g} | {stride} | {agreement:g} | {name} | {s['der']:.2%} | {s['der_collar']:.2%} | "
-                          f"{s['median_der']:.2%} | " + " / ".join(f"{s['per_minute'][k]:.2f}" for k in STAGES) + " |",
+                          f"{s['median_der']:.2%} | {s['embedded']:.0%} | " + " / ".join(f"{s['per_minute'][k]:.2f}" for k in STAGES) + " |",
                           flush=True)
     if args.asr_model:
         request_ratio(args.asr_model, args.pipeline, args.request_audio, args.strides, args.runs)

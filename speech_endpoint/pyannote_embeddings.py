@@ -45,7 +45,9 @@ def install(pipeline: Any, stride: int, min_agreement: float = DEFAULT_MIN_AGREE
 
     def get_embeddings(file, binary_segmentations, exclude_overlap=False, hook=None):
         try:
-            return _reused(pipeline, bound, file, binary_segmentations, exclude_overlap, stride, min_agreement)
+            embeddings, get_embeddings.last_plan = _reused(pipeline, bound, file, binary_segmentations,
+                                                            exclude_overlap, stride, min_agreement)
+            return embeddings
         except Exception as exc:  # an internal that changed shape: pyannote's own path
             if not warned:
                 log.warning("Embedding reuse failed (%s): computing every embedding", type(exc).__name__)
@@ -53,6 +55,7 @@ def install(pipeline: Any, stride: int, min_agreement: float = DEFAULT_MIN_AGREE
             return bound(file, binary_segmentations, exclude_overlap=exclude_overlap, hook=hook)
 
     get_embeddings.reuse_stride = stride  # for tests and diagnostics
+    get_embeddings.last_plan = None  # (chunks embedded, chunks) of the last call
     pipeline.get_embeddings = get_embeddings
     return True
 
@@ -73,7 +76,8 @@ def _supported(pipeline: Any, stock: Any) -> bool:
     return names == _EXPECTED
 
 
-def _reused(pipeline, stock, file, segmentations, exclude_overlap, stride, min_agreement) -> np.ndarray:
+def _reused(pipeline, stock, file, segmentations, exclude_overlap, stride, min_agreement
+            ) -> tuple[np.ndarray, tuple[int, int]]:
     from pyannote.core import SlidingWindow, SlidingWindowFeature
 
     data, window = np.asarray(segmentations.data), segmentations.sliding_window
@@ -81,7 +85,7 @@ def _reused(pipeline, stock, file, segmentations, exclude_overlap, stride, min_a
     key = (stride, min_agreement, exclude_overlap, hashlib.sha1(np.ascontiguousarray(data).tobytes()).hexdigest())
     training = bool(pipeline.training)
     if training and isinstance(file, dict) and file.get(_CACHE_KEY, (None,))[0] == key:
-        return file[_CACHE_KEY][1]  # tuning: the same segmentation was embedded already
+        return file[_CACHE_KEY][1], (0, num_chunks)  # tuning: the same segmentation was embedded already
     chosen = plan(data, window.step / (window.duration / num_frames), stride, min_agreement)
     embeddings = None
     pipeline.training = False  # pyannote's cache would hand the first subset back to the second call
@@ -100,7 +104,7 @@ def _reused(pipeline, stock, file, segmentations, exclude_overlap, stride, min_a
     embeddings = fill(embeddings, chosen)
     if training and isinstance(file, dict):
         file[_CACHE_KEY] = (key, embeddings)
-    return embeddings
+    return embeddings, (len(chosen.computed), num_chunks)
 
 
 def progressions(indices: tuple[int, ...]) -> list[tuple[int, int, int]]:
