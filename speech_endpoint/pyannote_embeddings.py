@@ -37,7 +37,7 @@ def install(pipeline: Any, stride: int, min_agreement: float = DEFAULT_MIN_AGREE
     if stride <= 1 or not _supported(pipeline, stock):
         if stride > 1:
             log.info("Embedding reuse is not available for %s: its pipeline runs unchanged",
-                        type(pipeline).__name__)
+                     type(pipeline).__name__)
         getattr(pipeline, "__dict__", {}).pop("get_embeddings", None)
         return False
     bound = stock.__get__(pipeline)
