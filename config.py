@@ -18,6 +18,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from speech_endpoint.attribution.embedding_reuse import DEFAULT_EMBEDDING_STRIDE
 from speech_endpoint.schema import SAMPLE_RATE, ClientError, ConfigurationError, DecodeOptions
 from speech_endpoint.whisper.languages import normalize_language
 
@@ -58,6 +59,9 @@ class ModelSettings(BaseSettings):
     # Step of pyannote's sliding 10 s segmentation window, as a share of it (pyannote: 0.1).
     # 0.2 halves the diarization's CPU time at +0.6 DER points on the corpus (README).
     diarization_step: float | None = Field(None, gt=0, le=1)
+    # Embed every N-th window of the sliding segmentation, the others take matched embeddings
+    # (speech_endpoint/attribution/embedding_reuse.py); 1 embeds every window, as pyannote does.
+    diarization_embedding_stride: int = Field(DEFAULT_EMBEDDING_STRIDE, ge=1, le=100)
     # The pipeline's own parameters over its defaults, a JSON object such as
     # {"clustering": {"threshold": 0.6}}; names and types are checked against the loaded
     # pipeline at start-up (README, "Tuning diarization").

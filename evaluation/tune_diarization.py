@@ -15,7 +15,8 @@ The positional inputs are the tuning set; each `--held-out` adds a set that is o
 reported on, so a value that merely fits the tuning files shows up as such.
 
 The handler is built from the environment as the endpoint builds it (ASR_MODEL,
-DIARIZATION_MODEL, DIARIZATION_STEP, DIARIZATION_PARAMS as the starting point). Whisper runs
+DIARIZATION_MODEL, DIARIZATION_STEP, DIARIZATION_EMBEDDING_STRIDE, DIARIZATION_PARAMS as the
+starting point). Whisper runs
 once per file (the handler's public stages); each value then diarizes, attributes and
 renders that transcript. Values of the clustering and `segmentation.min_duration_off`
 reuse the file's segmentation and speaker embeddings (pyannote's own tuning cache), so a
@@ -77,7 +78,8 @@ class Tuner:
         if not s.diarization_model:
             raise SystemExit("set DIARIZATION_MODEL (or --pipeline) to the pipeline to tune")
         self.diarizer = Diarizer(s.diarization_model, token=s.token, device=self.harness.handler.asr.device,
-                                 segmentation_step=s.diarization_step, params=s.diarization_params)
+                                 segmentation_step=s.diarization_step, params=s.diarization_params,
+                                 embedding_stride=s.diarization_embedding_stride)
         self.start = flatten(self.diarizer.params)
 
     def file_scores(self, item: evaluate.Item, combos: list[dict[str, Any]], collar: float) -> list[dict]:
