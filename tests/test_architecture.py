@@ -13,8 +13,8 @@ attribution/ are siblings); render/ imports attribution/ and base; serving/ impo
 Import arrows: distinct (importer, imported) pairs among the package's modules outside
 serving/ and apart from __init__.py files, from every import statement of the importer (also
 inside functions); `from speech_endpoint.x import y` is an arrow to x, or to x.y where that is
-a module. main at e6b3485 (31 modules, before the stage folders) had 60 by this count (the
-issue's 51 is the same count at 2a02b9d); the package must stay below that.
+a module. When issue 27 was filed (2a02b9d, 27 flat modules) this count was 51, and 60 at
+e6b3485 (31 modules, just before the stage folders); the package must stay below 51.
 """
 import ast
 from pathlib import Path
@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parent.parent
 TOP_LEVEL = {"handler", "config", "diarization_utils", "multichannel", "request"}
 ABOVE_PACKAGE = TOP_LEVEL | {"scripts", "evaluation", "tests", "support"}
 MAX_PRODUCTION_LINES = 300
-BASELINE_ARROWS = 60  # main at e6b3485, counted by `package_arrows` (see the module docstring)
+BASELINE_ARROWS = 51  # at 2a02b9d, when issue 27 was filed, counted by `package_arrows` (see the module docstring)
 STAGE_IMPORTS = {  # stage -> the stages its modules may import (its own included)
     "base": {"base"},
     "speech": {"base", "speech"},
