@@ -1,5 +1,6 @@
-"""Settings: `ModelSettings` from the environment (once, at start-up) and
-`InferenceConfig` from each request's `parameters` (validated, unknown keys ignored)."""
+"""Settings: `ModelSettings` from the environment (once, at start-up), `InferenceConfig`
+from each request's `parameters` (validated, unknown keys ignored), and `plan_decoding`,
+the one place that decides how a request is decoded (assistant, beams, batch size)."""
 from __future__ import annotations
 
 import math
@@ -17,9 +18,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from speech_endpoint.errors import ClientError, ConfigurationError
-from speech_endpoint.languages import normalize_language
-from speech_endpoint.schema import SAMPLE_RATE
+from speech_endpoint.attribution.embedding_reuse import DEFAULT_EMBEDDING_STRIDE
+from speech_endpoint.schema import SAMPLE_RATE, ClientError, ConfigurationError, DecodeOptions
+from speech_endpoint.whisper.languages import normalize_language
 
 MAX_BEAM_SIZE = 10  # beams cost time and memory in proportion; 10 is beyond any gain
 
@@ -58,6 +59,9 @@ class ModelSettings(BaseSettings):
     # Step of pyannote's sliding 10 s segmentation window, as a share of it (pyannote: 0.1).
     # 0.2 halves the diarization's CPU time at +0.6 DER points on the corpus (README).
     diarization_step: float | None = Field(None, gt=0, le=1)
+    # Embed every N-th window of the sliding segmentation, the others take matched embeddings
+    # (speech_endpoint/attribution/embedding_reuse.py); 1 embeds every window, as pyannote does.
+    diarization_embedding_stride: int = Field(DEFAULT_EMBEDDING_STRIDE, ge=1, le=100)
     # The pipeline's own parameters over its defaults, a JSON object such as
     # {"clustering": {"threshold": 0.6}}; names and types are checked against the loaded
     # pipeline at start-up (README, "Tuning diarization").
@@ -88,11 +92,14 @@ class ModelSettings(BaseSettings):
         return self
 
     @classmethod
-    def from_env(cls) -> "ModelSettings":
-        """Read the environment; a missing or invalid variable stops start-up with a
+    def from_env(cls, **overrides: Any) -> "ModelSettings":
+        """Read the environment, `overrides` (settings by name, e.g. `asr_model`; None: the
+        default, as if unset) over it; a missing or invalid variable stops start-up with a
         message naming it (never its value: the token is among them)."""
+        values = {name: cls.model_fields[name].get_default() if value is None else value
+                  for name, value in overrides.items() if value is not None or not cls.model_fields[name].is_required()}
         try:
-            return cls()
+            return cls(**values)
         except ValidationError as exc:
             # a check across settings has no location: its message names the variables
             names = [str(err["loc"][0]).upper() if err["loc"] else "" for err in exc.errors()]
@@ -109,6 +116,18 @@ class ModelSettings(BaseSettings):
     @property
     def token(self) -> str | None:
         return self.hf_token.get_secret_value() if self.hf_token else None
+
+    @classmethod
+    def from_values(cls, **values: Any) -> "ModelSettings":
+        """Settings from these values and the defaults only, the environment left unread
+        (for tests and evaluation that pass components to `EndpointHandler.from_components`)."""
+        return _ValuesOnly(**values)
+
+
+class _ValuesOnly(ModelSettings):
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, **sources):  # type: ignore[override]
+        return (init_settings,)
 
 
 OutputFormat = Literal["srt", "vtt", "rttm"]
@@ -222,6 +241,44 @@ class InferenceConfig(BaseModel):
             return cls.model_validate(parameters)
         except ValidationError as exc:
             raise ClientError(_describe(exc)) from None
+
+
+def plan_decoding(config: InferenceConfig, settings: ModelSettings, *, has_assistant: bool, device: str,
+                  duration: float | None) -> DecodeOptions:
+    """How a request is decoded, decided in one place: its batch size (at most
+    MAX_BATCH_SIZE; 1 with the assistant), beams (the request's, else DEFAULT_BEAM_SIZE; 1 for
+    sequential decoding) and whether the assistant runs. `assisted` (the request's, else
+    DEFAULT_ASSISTED) "auto" takes the assistant where it wins: on a GPU, for audio up to
+    AUTO_ASSIST_MAX_S (one window, decoded at batch 1 anyway), never on a CPU, where a trained
+    draft was slower at every length (README). Refusals are ClientErrors; `duration` None (not
+    decoded yet) checks the request only, "auto" then counting as no assistant."""
+    batch_size = config.batch_size
+    if batch_size > settings.max_batch_size:
+        if "batch_size" in config.model_fields_set:
+            raise ClientError(f"parameter 'batch_size': at most {settings.max_batch_size} on this endpoint")
+        batch_size = settings.max_batch_size  # the default (24) must not refuse requests on a smaller limit
+    assisted = config.assisted if config.assisted is not None else settings.default_assisted
+    if assisted is True and not has_assistant:
+        raise ClientError("parameter 'assisted': this endpoint has no ASSISTANT_MODEL configured")
+    if config.chunk_length_s == 0 and (config.beam_size or 1) > 1:
+        # transformers 4.51's word timestamps fail under beam search (beam_indices' shape)
+        raise ClientError("parameter 'beam_size': sequential decoding (chunk_length_s 0) is greedy; "
+                          "use beam_size 1 or chunk_length_s above 0")
+    beam_size = 1 if config.chunk_length_s == 0 else config.beam_size or settings.default_beam_size
+    if assisted is True and beam_size > 1:  # speculative decoding is greedy: what was asked beats a default
+        if config.assisted is not None and config.beam_size is not None:
+            raise ClientError("parameters 'assisted' and 'beam_size': speculative decoding is greedy, "
+                              "so 'assisted: true' needs 'beam_size: 1'")
+        if config.assisted is not None:
+            beam_size = 1
+        else:
+            assisted = False
+    auto = (assisted == "auto" and device != "cpu" and duration is not None
+            and duration <= settings.auto_assist_max_s)
+    use_assistant = has_assistant and beam_size == 1 and (assisted is True or auto)
+    return DecodeOptions(task=config.task, language=config.language, chunk_length_s=config.chunk_length_s,
+                         batch_size=1 if use_assistant else batch_size, use_assistant=use_assistant,
+                         prompt=config.prompt, beam_size=beam_size)
 
 
 def _plain(err: dict) -> str:

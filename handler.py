@@ -6,98 +6,125 @@ The platform builds `EndpointHandler(path)` once, then calls it per request with
 as HTTP 400 `{"error": str(e)}`, so client mistakes raise `ClientError` with a plain message.
 
 A request runs through public stages, in this order; scripts and tests call them directly:
-check -> decode -> speech -> transcribe -> fit_to_speech -> diarize -> attribute -> render.
+  check           parameters validated, the decoding plan checked (`config.plan_decoding`),
+                  before any audio work
+  decode          the audio decoded once, in memory, to mono 16 kHz
+  references      known speakers' clips decoded and embedded (refused before transcription)
+  speech          one Silero VAD pass: whether Whisper runs at all, where its windows are cut
+  decode_options  the decoding plan for this audio's duration (assistant, beams, batch size)
+  transcribe      Whisper's timed words, then speech left without words decoded again
+  fit_to_speech   word times cut to the speech found under them
+  diarize         who spoke when (pyannote)
+  attribute       every word to one speaker; sentence segments and speaker utterances
+  identify        known speakers' names where their voices match
+  render          the response JSON and the subtitle / RTTM formats
+A `multichannel` request takes `multichannel.py`'s stages instead (one speaker per channel).
+
+The models are components (Protocols in `speech_endpoint.schema`): `EndpointHandler(path)` loads them
+from the environment, as the platform builds it; `EndpointHandler.from_components` takes them.
 """
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import torch
 
 import diarization_utils
-from config import InferenceConfig, ModelSettings
+from config import InferenceConfig, ModelSettings, plan_decoding
 from multichannel import MultichannelStages
-from speech_endpoint import audio as audio_io
-from speech_endpoint import device, response, skipped_speech
-from speech_endpoint.asr import DecodeOptions, WhisperASR
-from speech_endpoint.diarizer import Diarizer
-from speech_endpoint.errors import ClientError
+from request import Outcome, Request
+from speech_endpoint.render import response
+from speech_endpoint.speech import audio as audio_io
+from speech_endpoint.speech import skipped_speech
+from speech_endpoint.whisper.precision import Placement, choose
+from speech_endpoint.whisper.asr import WhisperASR
+from speech_endpoint.attribution.diarizer import Diarizer
 from speech_endpoint.schema import (
     SAMPLE_RATE,
     Attribution,
     Audio,
+    ClientError,
+    DecodeOptions,
     Diarization,
     MetadataJSON,
+    Recogniser,
     ResponseJSON,
+    SpeakerDiarizer,
     SpeechActivity,
+    SpeechDetector,
     Transcript,
 )
-from speech_endpoint.silero import SileroVAD
-from speech_endpoint.speaker_names import Match, match_known_speakers
-from speech_endpoint.speech_activity import activity_from_probabilities, has_speech
-from speech_endpoint.word_timing import fit_to_speech
+from speech_endpoint.speech.silero import SileroVAD
+from speech_endpoint.attribution.speaker_names import Match, match_known_speakers
+from speech_endpoint.speech.activity import activity_from_probabilities, fit_to_speech, has_speech
 
 log = logging.getLogger("speech_endpoint")
 
 
-@dataclass(frozen=True)
-class Request:
-    """A checked request: its parameters and what this endpoint runs for it, decided before
-    any audio work. `assisted` is "auto" until the audio's duration is known."""
-
-    config: InferenceConfig
-    batch_size: int
-    beam_size: int
-    assisted: bool | Literal["auto"]
-    diarize: bool
-
-
 class EndpointHandler(MultichannelStages):
-    def __init__(self, path: str = ""):
-        self.settings = ModelSettings.from_env()
-        s = self.settings
+    def __init__(self, path: str = "", *, settings: ModelSettings | None = None):
+        """The platform's constructor: models and limits from the environment (or from
+        `settings`, for tests and evaluation: `ModelSettings.from_env(asr_model=...)`)."""
+        s = settings or ModelSettings.from_env()
         started = time.perf_counter()
         if s.cpu_threads:
             torch.set_num_threads(s.cpu_threads)
-        self.placement = device.choose(s.device, s.cpu_bf16)
-        self.vad = SileroVAD()
-        self.asr = WhisperASR(s.asr_model, placement=self.placement, assistant_id=s.assistant_model, token=s.token)
-        self.diarizer = (
-            Diarizer(s.diarization_model, token=s.token, device=self.placement.device,
-                     segmentation_step=s.diarization_step, params=s.diarization_params)
-            if s.diarization_model else None
-        )
-        if s.warmup:  # the first request must not pay for lazy initialisation
+        placement = choose(s.device, s.cpu_bf16)
+        vad = SileroVAD()
+        asr = WhisperASR(s.asr_model, placement=placement, assistant_id=s.assistant_model, token=s.token)
+        diarizer = (Diarizer(s.diarization_model, token=s.token, device=placement.device,
+                             segmentation_step=s.diarization_step, params=s.diarization_params,
+                             embedding_stride=s.diarization_embedding_stride)
+                    if s.diarization_model else None)
+        self._compose(s, placement, asr, vad, diarizer)
+        log.info("models loaded in %.1f s on %s (%s)", time.perf_counter() - started, placement.device,
+                 placement.dtype_name)
+
+    @classmethod
+    def from_components(cls, *, asr: Recogniser, vad: SpeechDetector, diarizer: SpeakerDiarizer | None = None,
+                        settings: ModelSettings | None = None, placement: Placement | None = None):
+        """A handler on models built elsewhere; the environment is not read. `settings`
+        (limits and defaults) defaults to `ModelSettings.from_values` with nothing but
+        `warmup` off; `placement` to the recogniser's, else the CPU in float32."""
+        handler = cls.__new__(cls)
+        settings = settings or ModelSettings.from_values(asr_model="(given)", warmup=False)
+        placement = placement or getattr(asr, "placement", None) or Placement("cpu", torch.float32)
+        handler._compose(settings, placement, asr, vad, diarizer)
+        return handler
+
+    def _compose(self, settings: ModelSettings, placement: Placement, asr: Recogniser,
+                 vad: SpeechDetector, diarizer: SpeakerDiarizer | None) -> None:
+        self.settings, self.placement, self.asr, self.vad, self.diarizer = settings, placement, asr, vad, diarizer
+        if settings.warmup:  # the first request must not pay for lazy initialisation
             self.vad.probabilities(np.zeros(SAMPLE_RATE, np.float32))
             self.asr.warm_up()
-        log.info("models loaded in %.1f s on %s (%s)", time.perf_counter() - started, self.placement.device,
-                 self.placement.dtype_name)
 
     def __call__(self, data: dict[str, Any], progress=None) -> ResponseJSON:
         """One request. `progress(done_s, total_s)`, for command lines, is called as
         Whisper's windows finish."""
-        started = time.perf_counter()
+        lap = response.Stopwatch()
         request = self.check(data)
         if request.config.multichannel:  # stereo calls: `multichannel.py`
-            return self.transcribe_call(data, request, started, progress=progress)
+            return self.transcribe_call(data, request, lap, progress=progress)
         audio = self.decode(data, request)
-        decoded = time.perf_counter()
+        timings = {"decode_s": lap()}
         references = self.references(request)
+        timings["references_s"] = lap()
         activity = self.speech(audio)
+        timings["speech_detection_s"] = lap()
         options = self.decode_options(request, audio.duration)
         transcript = self.fit_to_speech(self.transcribe(audio, activity, options, progress=progress), activity)
-        transcribed = time.perf_counter()
+        timings["transcription_s"] = lap()
         diarization = self.diarize(audio, activity, request)
+        timings["diarization_pipeline_s"] = lap()
         attribution, matches = self.identify(self.attribute(transcript, diarization), references)
-        finished = time.perf_counter()
-        timings = {"decode_s": decoded - started, "asr_s": transcribed - decoded,
-                   "redecode_s": transcript.redecoded.seconds,  # part of asr_s: speech decoded again
-                   "diarization_s": finished - transcribed, "total_s": time.perf_counter() - started}
-        return self.render(request, audio, activity, options, transcript, attribution, timings, matches)
+        timings["attribution_s"] = lap()
+        timings.update(response.legacy_timings(timings, transcript.redecoded.seconds), total_s=lap.total())
+        return self.render(Outcome(request, audio, activity, options, transcript, attribution, timings, matches))
 
     # ---- stages -----------------------------------------------------------------------------
 
@@ -108,11 +135,7 @@ class EndpointHandler(MultichannelStages):
             raise ClientError("The request body must be a JSON object with 'inputs'")
         config = InferenceConfig.from_parameters(data.get("parameters"))
         s = self.settings
-        batch_size = config.batch_size
-        if batch_size > s.max_batch_size:
-            if "batch_size" in config.model_fields_set:
-                raise ClientError(f"parameter 'batch_size': at most {s.max_batch_size} on this endpoint")
-            batch_size = s.max_batch_size  # the default (24) must not refuse requests on a smaller limit
+        self._plan(config, duration=None)  # refusals only: the plan itself needs the duration
         wants_diarizer = config.wants_speakers or config.diarize or "rttm" in config.output_formats
         if self.diarizer is None and not config.multichannel and wants_diarizer:  # channels are speakers
             raise ClientError(
@@ -126,23 +149,7 @@ class EndpointHandler(MultichannelStages):
                                   "speaker embedding model")
             if len(config.known_speakers) > s.max_known_speakers:
                 raise ClientError(f"parameter 'known_speakers': at most {s.max_known_speakers} on this endpoint")
-        assisted = config.assisted if config.assisted is not None else s.default_assisted
-        if assisted is True and self.asr.assistant is None:
-            raise ClientError("parameter 'assisted': this endpoint has no ASSISTANT_MODEL configured")
-        if config.chunk_length_s == 0 and (config.beam_size or 1) > 1:
-            # transformers 4.51's word timestamps fail under beam search (beam_indices' shape)
-            raise ClientError("parameter 'beam_size': sequential decoding (chunk_length_s 0) is greedy; "
-                              "use beam_size 1 or chunk_length_s above 0")
-        beam_size = 1 if config.chunk_length_s == 0 else config.beam_size or s.default_beam_size
-        if assisted is True and beam_size > 1:  # speculative decoding is greedy: what was asked beats a default
-            if config.assisted is not None and config.beam_size is not None:
-                raise ClientError("parameters 'assisted' and 'beam_size': speculative decoding is greedy, "
-                                  "so 'assisted: true' needs 'beam_size: 1'")
-            if config.assisted is not None:
-                beam_size = 1
-            else:
-                assisted = False
-        return Request(config=config, batch_size=batch_size, beam_size=beam_size, assisted=assisted,
+        return Request(config=config,
                        diarize=self.diarizer is not None and config.diarize is not False and not config.multichannel)
 
     def decode(self, data: dict[str, Any], request: Request) -> Audio:
@@ -157,19 +164,12 @@ class EndpointHandler(MultichannelStages):
         return activity_from_probabilities(self.vad.probabilities(audio.samples), self.vad.frame_s, audio.duration)
 
     def decode_options(self, request: Request, duration: float) -> DecodeOptions:
-        """How to decode `duration` seconds: "auto" takes the assistant where it wins: on a
-        GPU, for audio up to AUTO_ASSIST_MAX_S (one window, decoded at batch 1 anyway), and
-        never on a CPU, where a trained 2-layer draft was slower at every length (README)."""
-        has_assistant = self.asr.assistant is not None
-        use_assistant = has_assistant and request.beam_size == 1 and (
-            request.assisted is True
-            or (request.assisted == "auto" and self.placement.device != "cpu"
-                and duration <= self.settings.auto_assist_max_s))
-        config = request.config
-        return DecodeOptions(task=config.task, language=config.language, chunk_length_s=config.chunk_length_s,
-                             batch_size=1 if use_assistant else request.batch_size,
-                             use_assistant=use_assistant, prompt=config.prompt,
-                             beam_size=request.beam_size)
+        """How to decode `duration` seconds (`config.plan_decoding`)."""
+        return self._plan(request.config, duration)
+
+    def _plan(self, config: InferenceConfig, duration: float | None) -> DecodeOptions:
+        return plan_decoding(config, self.settings, has_assistant=self.asr.assistant is not None,
+                             device=self.placement.device, duration=duration)
 
     def transcribe(self, audio: Audio, activity: SpeechActivity, options: DecodeOptions,
                    progress=None) -> Transcript:
@@ -181,7 +181,7 @@ class EndpointHandler(MultichannelStages):
 
     def fit_to_speech(self, transcript: Transcript, activity: SpeechActivity) -> Transcript:
         """Word times cut to the speech found: Whisper's spill over pauses removed
-        (`speech_endpoint.word_timing`)."""
+        (`speech_endpoint.speech.activity.fit_to_speech`)."""
         return replace(transcript, words=fit_to_speech(transcript.words, activity))
 
     def diarize(self, audio: Audio, activity: SpeechActivity, request: Request) -> Diarization | None:
@@ -215,9 +215,9 @@ class EndpointHandler(MultichannelStages):
         names = {m.speaker: m.name for m in matches if m.speaker is not None}
         return diarization_utils.rename_speakers(attribution, names), matches
 
-    def render(self, request: Request, audio: Audio, activity: SpeechActivity, options: DecodeOptions,
-               transcript: Transcript, attribution: Attribution, timings: dict[str, float],
-               matches: list[Match] = ()) -> ResponseJSON:
+    def render(self, outcome: Outcome) -> ResponseJSON:
+        request, audio, activity, options = outcome.request, outcome.audio, outcome.activity, outcome.options
+        transcript, attribution, timings, matches = outcome.transcript, outcome.attribution, outcome.timings, outcome.matches
         config = request.config
         notes = []
         if options.use_assistant and config.batch_size != 1:

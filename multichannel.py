@@ -6,40 +6,50 @@ decode_channels -> channel_speech -> transcribe_channels -> attribute_channels -
 Channel k's words are SPEAKER_0k's (the first, left channel is SPEAKER_00), merged by time;
 diarization does not run, even where the endpoint has a model (metadata says so). The
 crosstalk guard (each channel's speech counts only where that channel dominates) is
-`speech_endpoint.channels`.
+`speech_endpoint.speech.channels`.
 """
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import numpy as np
 
 from diarization_utils import group_utterances
-from speech_endpoint import audio as audio_io
-from speech_endpoint import channels as ch
-from speech_endpoint.asr import DecodeOptions
-from speech_endpoint.errors import ClientError
-from speech_endpoint.schema import Attribution, Audio, Redecoded, ResponseJSON, SpeechActivity, Transcript
-from speech_endpoint.sentences import join_words, segments_from_words
+from request import Outcome
+from speech_endpoint.render import response
+from speech_endpoint.speech import audio as audio_io
+from speech_endpoint.speech import channels as ch
+from speech_endpoint.schema import (
+    Attribution,
+    Audio,
+    ClientError,
+    DecodeOptions,
+    Redecoded,
+    ResponseJSON,
+    SpeechActivity,
+    Transcript,
+)
+from speech_endpoint.attribution.segmentation import segments_from_words
+from speech_endpoint.text import join_words
 
 
 class MultichannelStages:
     """The `multichannel` request's stages; the host class is `EndpointHandler`."""
 
-    def transcribe_call(self, data: dict[str, Any], request, started: float, progress=None) -> ResponseJSON:
-        """A checked `multichannel` request, from its payload to the response."""
+    def transcribe_call(self, data: dict[str, Any], request, lap: response.Stopwatch, progress=None) -> ResponseJSON:
+        """A checked `multichannel` request, from its payload to the response. `lap` has
+        timed the request since it arrived."""
         channels = self.decode_channels(data, request)
-        decoded = time.perf_counter()
+        timings = {"decode_s": lap()}
         prepared = self.channel_speech(channels)
+        timings["speech_detection_s"] = lap()
         options = self.decode_options(request, channels[0].duration)
         transcripts = self.transcribe_channels(prepared, options, progress=progress)
-        transcribed = time.perf_counter()
+        timings["transcription_s"] = lap()
         attribution = self.attribute_channels(transcripts, prepared)
-        finished = time.perf_counter()
-        timings = {"decode_s": decoded - started, "asr_s": transcribed - decoded,
-                   "redecode_s": sum(t.redecoded.seconds for t in transcripts),
-                   "diarization_s": finished - transcribed, "total_s": finished - started}
+        timings["attribution_s"] = lap()
+        redecode_s = sum(t.redecoded.seconds for t in transcripts)
+        timings.update(response.legacy_timings(timings, redecode_s), total_s=lap.total())
         return self.render_call(request, prepared, options, transcripts, attribution, timings)
 
     def decode_channels(self, data: dict[str, Any], request) -> list[Audio]:
@@ -101,7 +111,7 @@ class MultichannelStages:
         redecoded = Redecoded(tuple(k for t in transcripts for k in t.redecoded.skips),
                               tuple(loop for t in transcripts for loop in t.redecoded.loops))
         transcript = Transcript(join_words(attribution.words), attribution.words, ch.language(transcripts), redecoded)
-        out = self.render(request, channels[0].audio, speech, options, transcript, attribution, timings)
+        out = self.render(Outcome(request, channels[0].audio, speech, options, transcript, attribution, timings))
         metadata = out["metadata"]
         metadata["diarization"] = False
         metadata["multichannel"] = {"channels": len(channels),

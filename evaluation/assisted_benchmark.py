@@ -130,8 +130,8 @@ def main(argv=None) -> int:
     first_draft = args.draft[0].split("=", 1)[1]
     os.environ.update(ASR_MODEL=args.model, ASSISTANT_MODEL=first_draft, WARMUP="1", CPU_THREADS=str(args.threads))
     from handler import EndpointHandler
-    from speech_endpoint import audio as audio_io
-    from speech_endpoint.asr import ASSISTANT_SETTINGS
+    from speech_endpoint.speech import audio as audio_io
+    from speech_endpoint.whisper.asr import ASSISTANT_SETTINGS
 
     handler = EndpointHandler(".")
     asr = handler.asr
@@ -168,9 +168,9 @@ def part_generate(args, handler, asr, drafts, bases, clips) -> dict:
     from transformers import LogitsProcessorList
     from transformers.modeling_outputs import BaseModelOutput
 
-    from speech_endpoint.asr import DecodeOptions
+    from speech_endpoint.schema import DecodeOptions
     from speech_endpoint.schema import Audio
-    from speech_endpoint.windows import speech_windows
+    from speech_endpoint.speech.activity import speech_windows
 
     pairs = [v.split(":", 1) for v in args.variant] or [(d, s) for d in drafts for s in (args.setting or ["default"])]
     variants = [("plain", None, None)] + ([] if args.plain_only else [(f"{d}:{s}", d, s) for d, s in pairs])

@@ -24,7 +24,7 @@ from evaluation import oracle_diarization as oracle
 from evaluation import scoring
 from evaluation.evaluate import Item, discover
 from speech_endpoint.schema import Diarization, Turn, Word
-from speech_endpoint.turns import exclusive_turns
+from speech_endpoint.attribution.turns import exclusive_turns
 
 JITTER = 0.25
 SEEDS = range(5)
@@ -58,8 +58,8 @@ def pipeline_turns_cached(items: list[Item], cache: Path, pipeline: str | None) 
     """The real pipeline's diarization of every item (cached); {} without a pipeline."""
     if not pipeline:
         return {}
-    from speech_endpoint.audio import decode
-    from speech_endpoint.diarizer import Diarizer
+    from speech_endpoint.speech.audio import decode
+    from speech_endpoint.attribution.diarizer import Diarizer
 
     out, diarizer = {}, None
     for item in items:
@@ -97,7 +97,7 @@ def nearest_chunk_end(words: list[Word], d: Diarization) -> list[Word]:
     """The old reference attribution: whole sentence chunks to the speaker whose turn ends
     nearest; each word takes its chunk's speaker (None: the old code dropped the chunk)."""
     from evaluation.baseline import nearest_chunk_end_speakers
-    from speech_endpoint.sentences import segments_from_words
+    from speech_endpoint.attribution.segmentation import segments_from_words
 
     utterances = nearest_chunk_end_speakers(segments_from_words(words), d.full)
     return [replace(w, speaker=next((u.speaker for u in utterances
@@ -106,7 +106,7 @@ def nearest_chunk_end(words: list[Word], d: Diarization) -> list[Word]:
 
 
 def variants() -> dict[str, Variant]:
-    """The rule sets compared (speech_endpoint/attribution_rules.py numbers the rules): each takes
+    """The rule sets compared (speech_endpoint/attribution/rules.py numbers the rules): each takes
     the words and a diarization, returns the words with speakers (the diarizer's labels). The
     conversations are English, so the English word lists apply."""
     from diarization_utils import assign_speakers

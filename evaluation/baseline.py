@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from speech_endpoint.coverage import clean_turns
+from speech_endpoint.attribution.turns import clean_turns
 from speech_endpoint.schema import Segment, Turn, Utterance
 
 

@@ -89,7 +89,7 @@ def reference_pipeline(model_id: str, token: str | None, *, return_timestamps: b
     from transformers import AutoModelForSpeechSeq2Seq, pipeline
 
     from speech_endpoint import compat
-    from speech_endpoint.device import choose
+    from speech_endpoint.whisper.precision import choose
 
     placement = choose("auto")
     device, dtype = placement.device, placement.dtype
@@ -122,7 +122,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
     from config import ModelSettings
     from handler import EndpointHandler
-    from speech_endpoint.audio import decode
+    from speech_endpoint.speech.audio import decode
 
     settings = ModelSettings.from_env()
     full = decode(Path(args.audio).read_bytes())

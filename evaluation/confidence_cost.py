@@ -23,13 +23,13 @@ def main(argv: list[str] | None = None) -> int:
     from transformers import LogitsProcessorList
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    from speech_endpoint.asr import DecodeOptions, WhisperASR
-    from speech_endpoint.audio import decode
-    from speech_endpoint.confidence import TokenProbabilities
-    from speech_endpoint.device import choose
-    from speech_endpoint.silero import SileroVAD
-    from speech_endpoint.speech_activity import activity_from_probabilities
-    from speech_endpoint.windows import speech_windows
+    from speech_endpoint.schema import DecodeOptions
+    from speech_endpoint.whisper.asr import WhisperASR
+    from speech_endpoint.speech.audio import decode
+    from speech_endpoint.whisper.scores import TokenProbabilities
+    from speech_endpoint.whisper.precision import choose
+    from speech_endpoint.speech.silero import SileroVAD
+    from speech_endpoint.speech.activity import activity_from_probabilities, speech_windows
 
     asr = WhisperASR(os.environ["ASR_MODEL"], placement=choose(os.environ.get("DEVICE", "auto"),
                                                                 os.environ.get("CPU_BF16", "auto")))

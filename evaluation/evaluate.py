@@ -68,9 +68,8 @@ from evaluation import in_process  # noqa: E402
 from evaluation import oracle_diarization as oracle  # noqa: E402
 from evaluation import scoring  # noqa: E402
 from evaluation.baseline import nearest_chunk_end_speakers  # noqa: E402
-from speech_endpoint.formats import parse_rttm  # noqa: E402
-from speech_endpoint.schema import Segment, Turn  # noqa: E402
-from speech_endpoint.turns import sort_turns  # noqa: E402
+from speech_endpoint.render.formats import parse_rttm  # noqa: E402
+from speech_endpoint.schema import Segment, Turn, sort_turns  # noqa: E402
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".webm", ".aac"})
 MODES = ("oracle", "oracle-jitter", "model", "none")
@@ -197,7 +196,7 @@ class Harness:
         """The handler's own diarization, or that of the pipeline folder `pipeline`."""
         if pipeline is None:
             return self.handler.diarize(prepared.audio, prepared.activity, prepared.request)
-        from speech_endpoint.diarizer import Diarizer
+        from speech_endpoint.attribution.diarizer import Diarizer
 
         config = prepared.request.config
         return Diarizer(str(pipeline), device=self.handler.asr.device)(
@@ -208,8 +207,10 @@ class Harness:
         """The response the handler gives for this transcript and diarization."""
         h = self.handler
         attribution, matches = h.identify(h.attribute(prepared.transcript, diarization), prepared.references)
-        return h.render(prepared.request, prepared.audio, prepared.activity, prepared.options,
-                        prepared.transcript, attribution, timings={}, matches=matches)
+        from request import Outcome
+
+        return h.render(Outcome(prepared.request, prepared.audio, prepared.activity, prepared.options,
+                                prepared.transcript, attribution, matches=matches))
 
 
 # ---- scoring one response ---------------------------------------------------------------

@@ -47,7 +47,7 @@ from evaluation.oracle_diarization import rttm_turns  # noqa: E402
 from evaluation.speaker_pairs import (  # noqa: E402
     alone_spans, e2e_scores, majority_speakers, named_rates, quantiles, series, take, total)
 from speech_endpoint.schema import SAMPLE_RATE, Transcript, Turn  # noqa: E402
-from speech_endpoint.speaker_names import cosine_matrix  # noqa: E402
+from speech_endpoint.attribution.speaker_names import cosine_matrix  # noqa: E402
 
 THRESHOLDS = tuple(round(0.30 + 0.05 * i, 2) for i in range(11))  # 0.30 .. 0.80
 
@@ -65,7 +65,7 @@ class Clip:
 
 def load_clip(wav: Path) -> Clip:
     """A clip and its gold turns (`<clip>.rttm` beside it)."""
-    from speech_endpoint.audio import decode
+    from speech_endpoint.speech.audio import decode
 
     samples = decode(wav.read_bytes()).samples
     turns = rttm_turns(wav.with_suffix(".rttm"))
@@ -90,7 +90,7 @@ def cut(samples: np.ndarray, spans) -> np.ndarray:
 
 def embed_clip(handler, samples: np.ndarray) -> list[float] | None:
     """The vector the handler makes of a `known_speakers` clip; None when it refuses it."""
-    from speech_endpoint.errors import ClientError
+    from speech_endpoint.schema import ClientError
 
     try:
         request = handler.check({"parameters": {"known_speakers": {"x": wav_b64(samples)}}})

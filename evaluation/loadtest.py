@@ -75,7 +75,7 @@ def _speech(audio: str | None, seconds: float, count: int, seed: int):
         samples, rate = sf.read(audio, dtype="float32", always_2d=True)
         samples = samples.mean(axis=1)
         if rate != 16000:
-            from speech_endpoint.audio import resample
+            from speech_endpoint.speech.audio import resample
 
             samples = resample(samples, rate, 16000)
         length = int(seconds * 16000)

@@ -52,7 +52,7 @@ def long_wav(source: str, seconds: float) -> bytes:
     import numpy as np
     import soundfile as sf
 
-    from speech_endpoint.audio import resample
+    from speech_endpoint.speech.audio import resample
 
     samples, rate = sf.read(source, dtype="float32", always_2d=True)
     mono = samples.mean(axis=1)

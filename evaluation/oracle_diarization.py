@@ -33,7 +33,7 @@ generator is `numpy.random.default_rng(seed)` created afresh per call, so a give
 in-process without a pipeline. Moved turns of different speakers may overlap.
 
 Exclusive diarization (pyannote 4's DiarizeOutput): the endpoint's own rule,
-`speech_endpoint.turns.exclusive_turns`; on pyannote 3 the oracle returns only the full
+`speech_endpoint.attribution.turns.exclusive_turns`; on pyannote 3 the oracle returns only the full
 Annotation and the endpoint derives the exclusive turns with the same rule.
 
 Only numpy, PyYAML and pyannote (for the pipeline class) are needed; the turn functions
@@ -50,9 +50,9 @@ from typing import Any
 import numpy as np
 
 from speech_endpoint.compat import PYANNOTE_MAJOR
-from speech_endpoint.formats import parse_rttm
-from speech_endpoint.schema import Turn
-from speech_endpoint.turns import exclusive_turns, sort_turns
+from speech_endpoint.render.formats import parse_rttm
+from speech_endpoint.schema import Turn, sort_turns
+from speech_endpoint.attribution.turns import exclusive_turns
 
 try:  # the pure helpers work without pyannote.audio; the pipeline class needs it
     from pyannote.audio import Pipeline as _PipelineBase

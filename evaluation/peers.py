@@ -274,8 +274,8 @@ def main(args) -> int:
     from threadpoolctl import threadpool_limits
 
     from config import ModelSettings
-    from speech_endpoint.audio import decode
-    from speech_endpoint.precision import native_bf16
+    from speech_endpoint.speech.audio import decode
+    from speech_endpoint.whisper.precision import native_bf16
 
     os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "0")
     torch.set_num_threads(args.threads)

@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 from evaluation import in_process, peers  # noqa: E402
 from evaluation.oracle_diarization import rttm_turns  # noqa: E402
 from evaluation.scoring import normalize, read_stm, wer_counts  # noqa: E402
-from speech_endpoint.coverage import Coverage  # noqa: E402
+from speech_endpoint.attribution.turns import Coverage  # noqa: E402
 
 REACH_S = 1.0  # reference speech farther than this from every word counts as without words
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from evaluation import noise
 from evaluation.scoring import read_stm, wer
-from speech_endpoint.audio import decode
+from speech_endpoint.speech.audio import decode
 
 SR = noise.SR
 MUSIC_CUT = (10.41, 25.42)  # the dialogue is cut in the pauses before and after these times

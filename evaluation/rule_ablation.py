@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Each attribution rule's gain per set of recordings, against plain maximum overlap: all
-rules (`speech_endpoint.attribution_rules.RULES`), the rules before rule 2's "nearest" was
+rules (`speech_endpoint.attribution.rules.RULES`), the rules before rule 2's "nearest" was
 dropped, each rule removed, each rule alone; with the exact reference turns and with every
 turn boundary moved by up to 0.25 s (`evaluation.attribution_study`'s jitter protocol, 5 seeds).
 
@@ -23,7 +23,7 @@ from pathlib import Path
 
 from evaluation.attribution_study import Variant, study, transcribe_cached
 from evaluation.evaluate import Item, discover
-from speech_endpoint.attribution_rules import DROPPED, RULES
+from speech_endpoint.attribution.rules import DROPPED, RULES
 from speech_endpoint.schema import Word
 
 BASELINE = "max overlap"

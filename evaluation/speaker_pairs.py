@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from speech_endpoint.schema import Turn
-from speech_endpoint.speaker_names import cosine_matrix, match_known_speakers
+from speech_endpoint.attribution.speaker_names import cosine_matrix, match_known_speakers
 
 GRID = 0.01  # seconds: the resolution of "speaking alone"
 

@@ -15,7 +15,8 @@ The positional inputs are the tuning set; each `--held-out` adds a set that is o
 reported on, so a value that merely fits the tuning files shows up as such.
 
 The handler is built from the environment as the endpoint builds it (ASR_MODEL,
-DIARIZATION_MODEL, DIARIZATION_STEP, DIARIZATION_PARAMS as the starting point). Whisper runs
+DIARIZATION_MODEL, DIARIZATION_STEP, DIARIZATION_EMBEDDING_STRIDE, DIARIZATION_PARAMS as the
+starting point). Whisper runs
 once per file (the handler's public stages); each value then diarizes, attributes and
 renders that transcript. Values of the clustering and `segmentation.min_duration_off`
 reuse the file's segmentation and speaker embeddings (pyannote's own tuning cache), so a
@@ -43,7 +44,7 @@ from collections.abc import Sequence  # noqa: E402
 from typing import Any  # noqa: E402
 
 from evaluation import evaluate  # noqa: E402
-from speech_endpoint.pipeline_params import flatten, nest  # noqa: E402
+from speech_endpoint.attribution.pipeline_params import flatten, nest  # noqa: E402
 
 COLLAR_S = 0.25
 
@@ -70,20 +71,21 @@ class Tuner:
     """The endpoint's handler (Whisper once per file) and its own Diarizer for the values."""
 
     def __init__(self, pipeline: str | None, asr_model: str | None):
-        from speech_endpoint.diarizer import Diarizer
+        from speech_endpoint.attribution.diarizer import Diarizer
 
         self.harness = evaluate.Harness(diarization_model=pipeline, asr_model=asr_model)
         s = self.harness.handler.settings
         if not s.diarization_model:
             raise SystemExit("set DIARIZATION_MODEL (or --pipeline) to the pipeline to tune")
         self.diarizer = Diarizer(s.diarization_model, token=s.token, device=self.harness.handler.asr.device,
-                                 segmentation_step=s.diarization_step, params=s.diarization_params)
+                                 segmentation_step=s.diarization_step, params=s.diarization_params,
+                                 embedding_stride=s.diarization_embedding_stride)
         self.start = flatten(self.diarizer.params)
 
     def file_scores(self, item: evaluate.Item, combos: list[dict[str, Any]], collar: float) -> list[dict]:
         """One scored condition per combination for one file."""
         from speech_endpoint.schema import Diarization
-        from speech_endpoint.speech_activity import has_speech
+        from speech_endpoint.speech.activity import has_speech
 
         prepared = self.harness.prepare(item.audio.read_bytes(), {"output_formats": ["rttm"]})
         duration = float(prepared.audio.duration)
@@ -161,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     names = [p[0] for p in args.param]
     combos = [{n: tuner.start.get(n) for n in names}] + grid(args.param)
     combos = [c for i, c in enumerate(combos) if c not in combos[:i]]
-    from speech_endpoint.pipeline_params import ParamsError
+    from speech_endpoint.attribution.pipeline_params import ParamsError
 
     for combo in combos:  # every name and value checked before any file is transcribed
         try:

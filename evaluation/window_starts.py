@@ -18,7 +18,7 @@ import torch
 
 from evaluation.scoring import read_stm, wer
 from speech_endpoint import compat
-from speech_endpoint.audio import decode
+from speech_endpoint.speech.audio import decode
 from speech_endpoint.schema import SAMPLE_RATE
 
 

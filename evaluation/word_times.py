@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from evaluation.evaluate import Harness, discover
 from evaluation.scoring import read_stm
 from speech_endpoint.schema import Word
-from speech_endpoint.word_timing import fit_to_speech
+from speech_endpoint.speech.activity import fit_to_speech
 
 HIT_S = 0.1
 CAP_S = 1.0

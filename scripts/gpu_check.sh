@@ -18,7 +18,7 @@ mkdir -p "$OUT"
 
 if ! "$PYTHON" -c "import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)"; then
     echo "gpu_check: torch sees no CUDA device here: nothing to check" >&2
-    "$PYTHON" -c "from speech_endpoint.device import cuda_problem; print(cuda_problem())" >&2 || true
+    "$PYTHON" -c "from speech_endpoint.whisper.precision import cuda_problem; print(cuda_problem())" >&2 || true
     exit 2
 fi
 : "${WHISPER_MODEL_DIR:?set WHISPER_MODEL_DIR to a Whisper checkpoint folder}"

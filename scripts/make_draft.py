@@ -5,7 +5,7 @@ on the checkpoint's own transcripts of your audio.
 
 TEACHER is a Whisper checkpoint (folder or hub id). AUDIO is a folder (searched
 recursively), an audio file, or a text file listing audio files one per line; anything the
-endpoint decodes (speech_endpoint.audio.decode). OUT_DIR ends up holding a decoder-only
+endpoint decodes (speech_endpoint.speech.audio.decode). OUT_DIR ends up holding a decoder-only
 `WhisperForCausalLM` (the form distil-whisper ships) with config, weights, tokenizer,
 feature extractor and generation_config: set ASSISTANT_MODEL=OUT_DIR.
 
@@ -20,7 +20,7 @@ scripts/make_cut_assistant.py makes (with `--init first`: the first layers, as i
 transcripts of AUDIO (the cache stage's; filled up to K with the lowest unused ids, which a
 byte-pair vocabulary gives its commonest tokens), plus Whisper's special tokens (and the
 timestamp tokens with --vocab-timestamps); the ids go into the draft's config (`draft_vocab`) and the
-endpoint computes its output layer over those rows only (speech_endpoint.draft_vocab), trained
+endpoint computes its output layer over those rows only (speech_endpoint.whisper.scores.reduce_output), trained
 so (KL and cross-entropy over the kept ids). Output stays identical to plain greedy decoding:
 the main model verifies every proposal. With `--steps 0` it needs AUDIO (for the counts).
 
@@ -146,11 +146,10 @@ def audio_files(spec: str) -> list[Path]:
 def windows_of(files: list[Path], cache_dir: Path) -> list[dict]:
     """[{file, start, end, key}] of every <= 30 s speech window, cut as the handler cuts
     them; remembered in cache_dir/windows.json (recomputed when the file list changes)."""
-    from speech_endpoint import audio as audio_io
+    from speech_endpoint.speech import audio as audio_io
     from speech_endpoint.schema import SAMPLE_RATE
-    from speech_endpoint.silero import SileroVAD
-    from speech_endpoint.speech_activity import activity_from_probabilities
-    from speech_endpoint.windows import speech_windows
+    from speech_endpoint.speech.silero import SileroVAD
+    from speech_endpoint.speech.activity import activity_from_probabilities, speech_windows
     from tqdm import tqdm
 
     index = cache_dir / "windows.json"
@@ -180,9 +179,9 @@ def cache_targets(teacher, processor, windows: list[dict], cache_dir: Path, devi
     from transformers.modeling_outputs import BaseModelOutput
     from tqdm import tqdm
 
-    from speech_endpoint import audio as audio_io
+    from speech_endpoint.speech import audio as audio_io
     from speech_endpoint.compat import greedy_generate_kwargs, new_tokens_kwargs
-    from speech_endpoint.languages import normalize_language
+    from speech_endpoint.whisper.languages import normalize_language
     from speech_endpoint.schema import SAMPLE_RATE
 
     tokenizer = processor.tokenizer
@@ -308,10 +307,10 @@ def losses(draft, items: list[dict], device: str, eot: int, vocab=None):
 
 def draft_vocabulary(cached: list[Path], k: int, config, generation_config, timestamps: bool) -> list[int]:
     """The ids a `--vocab K` draft keeps: the K most frequent tokens of the teacher's
-    cached transcripts and the special tokens (speech_endpoint.draft_vocab)."""
+    cached transcripts and the special tokens (speech_endpoint.whisper.draft_vocab)."""
     import torch
 
-    from speech_endpoint import draft_vocab
+    from speech_endpoint.whisper import draft_vocab
 
     eot = int(generation_config.eos_token_id if isinstance(generation_config.eos_token_id, int)
               else generation_config.eos_token_id[0])

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from speech_endpoint.audio import resample
+from speech_endpoint.speech.audio import resample
 from speech_endpoint.schema import SAMPLE_RATE
 
 VOICES = ["en", "en-us", "en-gb-scotland", "en-gb-x-rp", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-029",

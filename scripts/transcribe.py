@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         if flag:
             os.environ[name] = flag
 
-    from speech_endpoint.errors import ClientError
+    from speech_endpoint.schema import ClientError
     from speech_endpoint.serving.loading import load_handler, safe_error
 
     started = time.perf_counter()

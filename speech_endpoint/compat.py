@@ -13,8 +13,7 @@ from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from speech_endpoint.schema import Turn
-from speech_endpoint.turns import sort_turns
+from speech_endpoint.schema import Turn, sort_turns
 
 
 def _major(package: str) -> int | None:
@@ -179,7 +178,7 @@ def diarization_turns(output: Any) -> tuple[list[Turn] | None, list[Turn]]:
     pyannote 4 returns `DiarizeOutput` with `.speaker_diarization` and
     `.exclusive_speaker_diarization` (no overlaps, meant for aligning with words);
     pyannote 3 returns a bare `Annotation`: exclusive is then None, for the caller to
-    derive (`speech_endpoint.turns.exclusive_turns`).
+    derive (`speech_endpoint.attribution.turns.exclusive_turns`).
     """
     full = getattr(output, "speaker_diarization", output)
     exclusive = getattr(output, "exclusive_speaker_diarization", None)
@@ -208,28 +207,6 @@ def pipeline_source(model_id: str) -> str:
     if (PYANNOTE_MAJOR or 0) < 4 and path.is_dir() and (path / "config.yaml").is_file():
         return str(path / "config.yaml")
     return model_id
-
-
-def pipeline_param_specs(pipeline: Any) -> dict[str, Any]:
-    """{dotted name: ParamSpec} of what a pyannote pipeline declares it can be instantiated
-    with (`pipeline.parameters()`: pyannote.pipeline's Uniform, Integer, Categorical, Frozen
-    and kin, the same API on pyannote 3 and 4)."""
-    from speech_endpoint.pipeline_params import ParamSpec, flatten
-
-    specs = {}
-    for name, param in flatten(pipeline.parameters()).items():
-        kind = type(param).__name__
-        if kind in ("Uniform", "LogUniform", "DiscreteUniform"):
-            specs[name] = ParamSpec("float", param.low, param.high)
-        elif kind == "Integer":
-            specs[name] = ParamSpec("int", param.low, param.high)
-        elif kind == "Categorical":
-            specs[name] = ParamSpec("choice", choices=tuple(param.choices))
-        elif kind == "Frozen":
-            specs[name] = ParamSpec("fixed", value=param.value)
-        else:  # a kind this code does not know: any value is passed on as given
-            specs[name] = ParamSpec("any")
-    return specs
 
 
 def pipeline_params(pipeline: Any) -> dict:

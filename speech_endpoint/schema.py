@@ -1,14 +1,26 @@
-"""Typed records passed between the steps, and the JSON response contract.
+"""Typed records passed between the steps, the JSON response contract with its error types,
+and the shapes of the models the handler is composed from.
 
 Internal steps exchange frozen dataclasses (seconds as floats, never None); the response
-is described by TypedDicts so clients and tests share one definition of its shape.
+is described by TypedDicts so clients and tests share one definition of its shape; a
+client's mistake is a `ClientError`; the models are Protocols (at the end).
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import NotRequired, TypedDict
+from typing import Any, NotRequired, Protocol, TypedDict
 
 SAMPLE_RATE = 16000  # Whisper, Silero and pyannote all take 16 kHz mono: decoded once to this
+
+
+class ClientError(ValueError):
+    """A request the client can fix. Its message is shown to the client as-is (HTTP 4xx),
+    so it must be plain, specific and free of secrets and stack traces."""
+
+
+class ConfigurationError(RuntimeError):
+    """The endpoint is misconfigured (raised at start-up, never per request)."""
 
 
 @dataclass(frozen=True)
@@ -26,7 +38,7 @@ class Audio:
 @dataclass(frozen=True)
 class Word:
     """One recognised word. `text` keeps Whisper's leading space and punctuation;
-    `probability` is Whisper's confidence in it (`speech_endpoint.confidence`)."""
+    `probability` is Whisper's confidence in it (`speech_endpoint.whisper.scores`)."""
 
     text: str
     start: float
@@ -51,6 +63,11 @@ class Turn:
     start: float
     end: float
     speaker: str
+
+
+def sort_turns(turns: Iterable[Turn]) -> list[Turn]:
+    """Turns in time order (start, then end, then speaker): the one order every stage uses."""
+    return sorted(turns, key=lambda t: (t.start, t.end, t.speaker))
 
 
 @dataclass(frozen=True)
@@ -82,7 +99,7 @@ class SpeechActivity:
 @dataclass(frozen=True)
 class Skip:
     """A stretch of speech that decoding gave no words, and how many words its second
-    decoding gave (`speech_endpoint.skipped_speech`)."""
+    decoding gave (`speech_endpoint.speech.skipped_speech`)."""
 
     start: float
     end: float
@@ -98,6 +115,25 @@ class Redecoded:
     skips: tuple[Skip, ...] = ()
     loops: tuple[tuple[float, float], ...] = ()
     seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """What one transcription needs to know: the request's decoding plan (`config.plan_decoding`)."""
+
+    task: str = "transcribe"
+    language: str | None = None
+    chunk_length_s: float = 30.0
+    batch_size: int = 24
+    use_assistant: bool = False
+    prompt: str | None = None
+    beam_size: int = 1
+
+    @property
+    def windows_per_batch(self) -> int:
+        """Windows decoded together: `batch_size` counts sequences, so with beams it is
+        `batch_size` // `beam_size` windows (memory as greedy's); 1 with the assistant."""
+        return 1 if self.use_assistant else max(1, self.batch_size // self.beam_size)
 
 
 @dataclass
@@ -160,9 +196,14 @@ class WordJSON(TypedDict):
 
 class TimingsJSON(TypedDict):
     decode_s: float
-    asr_s: float
-    redecode_s: float  # part of asr_s: skipped speech decoded again
-    diarization_s: float
+    references_s: NotRequired[float]  # known speakers' clips decoded and embedded
+    speech_detection_s: NotRequired[float]  # the VAD pass(es)
+    transcription_s: NotRequired[float]  # Whisper, skipped speech decoded again, word times fitted
+    diarization_pipeline_s: NotRequired[float]  # pyannote
+    attribution_s: NotRequired[float]  # words to speakers, segments, utterances, known speakers named
+    asr_s: float  # references_s + speech_detection_s + transcription_s (the first keys, kept for clients)
+    redecode_s: float  # part of transcription_s (and asr_s): skipped speech decoded again
+    diarization_s: float  # diarization_pipeline_s + attribution_s
     total_s: float
 
 
@@ -208,3 +249,46 @@ class ResponseJSON(TypedDict):
     vtt: NotRequired[str]
     rttm: NotRequired[str]
     speaker_embeddings: NotRequired[dict[str, list[float]]]
+
+
+# ---- what EndpointHandler needs from each model ------------------------------------------
+# The recogniser (Whisper, `whisper.asr.WhisperASR`), the speech detector (Silero VAD,
+# `speech.silero.SileroVAD`) and the diarizer (pyannote, `attribution.diarizer.Diarizer`), as
+# Protocols: the handler is composed from objects of these shapes, so tests and evaluation can
+# pass their own. (numpy.ndarray annotations stay strings: this module stays numpy-free.)
+
+
+class Recogniser(Protocol):
+    """Speech to timed words. `assistant` is the draft model (None without one);
+    `multilingual` whether the model knows languages other than English."""
+
+    assistant: Any | None
+    multilingual: bool
+
+    def transcribe(self, audio: Audio, activity: SpeechActivity, options: DecodeOptions,
+                   progress: Callable[[float, float], None] | None = None) -> Transcript: ...
+
+    def warm_up(self) -> None: ...
+
+
+class SpeechDetector(Protocol):
+    """Per-frame speech probabilities of a whole request, `frame_s` seconds a frame."""
+
+    frame_s: float
+
+    def probabilities(self, samples: numpy.ndarray) -> numpy.ndarray: ...
+
+
+class SpeakerDiarizer(Protocol):
+    """Who spoke when, and speaker vectors for known-speaker references."""
+
+    @property
+    def params(self) -> dict: ...
+
+    @property
+    def embedding_dimension(self) -> int | None: ...
+
+    def __call__(self, audio: Audio, *, num_speakers: int | None = None, min_speakers: int | None = None,
+                 max_speakers: int | None = None, embeddings: bool = False) -> Diarization: ...
+
+    def embed(self, samples: numpy.ndarray) -> list[float]: ...

@@ -1,6 +1,7 @@
 """Shared fixtures: tiny random-weight checkpoints built offline once per session, and
 handlers built the way the platform builds them (repo folder on sys.path, then
-`EndpointHandler(path)`), with settings taken from the environment."""
+`EndpointHandler(path)`), with settings from the environment and the test's values over it
+(passed as `ModelSettings`: the environment is not edited)."""
 from __future__ import annotations
 
 import os
@@ -32,37 +33,33 @@ def tiny_models(tmp_path_factory):
     return build_tiny_models(tmp_path_factory.mktemp("tiny-models"))
 
 
+def settings_from(**env: str | None):
+    """The endpoint's settings: the environment with these values over it (environment names;
+    the model settings not given, and a None value, count as unset). Nothing is written to
+    the environment."""
+    from config import ModelSettings
+
+    values = {**{name: None for name in MODEL_ENV}, **env}
+    return ModelSettings.from_env(**{name.lower(): None if value is None else str(value) for name, value in values.items()})
+
+
 @contextmanager
 def handler_with(**env):
-    """`EndpointHandler(REPO)` built with these settings in the environment (the other model
-    settings unset; a None value unsets), for module-scoped fixtures; the environment is
-    restored afterwards."""
-    with pytest.MonkeyPatch.context() as mp:
-        for name in MODEL_ENV:
-            mp.delenv(name, raising=False)
-        for name, value in env.items():
-            if value is None:
-                mp.delenv(name, raising=False)
-            else:
-                mp.setenv(name, str(value))
-        from handler import EndpointHandler
+    """`EndpointHandler(REPO)` with these settings (see `settings_from`), for module-scoped
+    fixtures."""
+    from handler import EndpointHandler
 
-        yield EndpointHandler(str(REPO))
+    yield EndpointHandler(str(REPO), settings=settings_from(**env))
 
 
 @pytest.fixture
-def make_handler(monkeypatch):
-    """Build `EndpointHandler(REPO)` with the given env settings (others unset)."""
+def make_handler():
+    """Build `EndpointHandler(REPO)` with the given settings (see `settings_from`)."""
 
     def build(**env: str | None):
-        for name in MODEL_ENV:
-            monkeypatch.delenv(name, raising=False)
-        for name, value in env.items():
-            if value is not None:
-                monkeypatch.setenv(name, str(value))
         from handler import EndpointHandler
 
-        return EndpointHandler(str(REPO))
+        return EndpointHandler(str(REPO), settings=settings_from(**env))
 
     return build
 

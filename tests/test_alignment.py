@@ -1,7 +1,7 @@
 """Pieces of cross-attention word timing that need no model."""
 import numpy as np
 
-from speech_endpoint.alignment import clamp_long_words, dtw
+from speech_endpoint.whisper.alignment import clamp_long_words, dtw
 from speech_endpoint.schema import Word
 
 

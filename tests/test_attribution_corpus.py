@@ -10,7 +10,7 @@ from evaluation import oracle_diarization as oracle
 from evaluation.attribution_study import cp_minus_wer, variants
 from evaluation.evaluate import Item
 from speech_endpoint.schema import Diarization, Word
-from speech_endpoint.turns import exclusive_turns
+from speech_endpoint.attribution.turns import exclusive_turns
 
 DATA = Path(__file__).resolve().parent / "data" / "corpus"
 URIS = sorted(p.name.removesuffix(".words.json") for p in DATA.glob("*.words.json"))
@@ -75,7 +75,7 @@ def test_the_rule_ablation_reports_every_rule_against_plain_overlap():
     removed and alone), and the shipped rules cost no more than plain maximum overlap."""
     from evaluation import rule_ablation
     from evaluation.attribution_study import study
-    from speech_endpoint.attribution_rules import RULES
+    from speech_endpoint.attribution.rules import RULES
 
     items, words = rule_ablation.load(DATA, DATA)
     chosen = {i.uri: i for i in items if i.uri in ("oneword_glued_s3", "interruptions_s3", "backchannels_s3")}

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from support.audio_factory import CODECS, bursts, encode, video_only_bytes, wav_bytes
-from speech_endpoint.audio import decode, payload_bytes
-from speech_endpoint.errors import ClientError
+from speech_endpoint.speech.audio import decode, payload_bytes
+from speech_endpoint.schema import ClientError
 
 
 @pytest.mark.parametrize("kind", sorted(CODECS))

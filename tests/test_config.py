@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from config import ConfigurationError, InferenceConfig, ModelSettings
-from speech_endpoint.errors import ClientError
+from speech_endpoint.schema import ClientError
 
 
 def test_defaults_match_the_established_contract():

@@ -301,8 +301,9 @@ def test_a_clip_gives_turns_timeline_playback_and_downloads(browser, server, cli
 
 @pytest.mark.browser
 def test_a_two_speaker_result_at_wide_and_narrow_widths(browser, server, clips, artifacts, capsys, tmp_path):
-    """The README's picture (docs/demo.png, current stack): 20 s of the two-voice clip, two
-    speakers asked for, short windows (the fast tiny Whisper emits 12 tokens per window)."""
+    """20 s of the two-voice clip, two speakers asked for, short windows (the fast tiny
+    Whisper emits 12 tokens per window); screenshots go to the test artifacts (the README's
+    picture is made with real models by `python -m evaluation.demo_screenshot`)."""
     open_page(browser, server)
     fill(browser, "#num_speakers", "2")
     find(browser, "details summary")[0].click()

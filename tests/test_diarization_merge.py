@@ -17,7 +17,7 @@ from diarization_utils import (
     speaker_label_map,
 )
 from evaluation.baseline import nearest_chunk_end_speakers
-from speech_endpoint.attribution_rules import RULES
+from speech_endpoint.attribution.rules import RULES
 from speech_endpoint.schema import Diarization, Segment, Turn, Utterance, Word
 
 # Most tests check which of the diarizer's own labels a word gets, so keep them.

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from config import ConfigurationError, ModelSettings
-from speech_endpoint.pipeline_params import ParamSpec, ParamsError, check, merge
+from speech_endpoint.attribution.pipeline_params import ParamSpec, ParamsError, check, merge
 from support.audio_factory import speech, wav_bytes
 
 RATE = 16000
@@ -81,7 +81,7 @@ def test_params_without_a_diarization_model_stop_start_up(monkeypatch):
 
 @pytest.fixture(scope="module")
 def default_params(tiny_models):
-    from speech_endpoint.diarizer import Diarizer
+    from speech_endpoint.attribution.diarizer import Diarizer
 
     return Diarizer(str(tiny_models.diarization)).params
 
@@ -121,8 +121,8 @@ def test_bad_params_stop_start_up_naming_the_key(make_handler, tiny_models, para
 
 
 def test_reused_segmentation_gives_what_a_fresh_run_gives(tiny_models):
-    from speech_endpoint.audio import decode
-    from speech_endpoint.diarizer import Diarizer
+    from speech_endpoint.speech.audio import decode
+    from speech_endpoint.attribution.diarizer import Diarizer
 
     diarizer, audio, reuse = Diarizer(str(tiny_models.diarization)), decode(AUDIO), {}
     for overrides in ({"clustering": {"threshold": 0.55}}, {"segmentation": {"min_duration_off": 0.5}},

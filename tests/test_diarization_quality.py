@@ -20,8 +20,8 @@ import pytest
 
 from evaluation import oracle_diarization as oracle
 from evaluation import scoring
-from speech_endpoint.formats import parse_rttm
-from speech_endpoint.turns import sort_turns
+from speech_endpoint.render.formats import parse_rttm
+from speech_endpoint.schema import sort_turns
 
 MODEL_ENV = ("ASR_MODEL", "ASSISTANT_MODEL", "DIARIZATION_MODEL", "HF_TOKEN")
 SEEDS = range(5)

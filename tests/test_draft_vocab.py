@@ -1,4 +1,4 @@
-"""A draft over a reduced output vocabulary (`make_draft --vocab`, speech_endpoint.draft_vocab):
+"""A draft over a reduced output vocabulary (`make_draft --vocab`, speech_endpoint.whisper.draft_vocab):
 the kept ids are the teacher's most frequent tokens plus the specials, the reduced layer
 scores exactly the kept rows, and end to end on the tiny models the draft loads as
 ASSISTANT_MODEL, proposes kept ids only, and assisted output equals plain greedy output
@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from speech_endpoint import draft_vocab
+from speech_endpoint.whisper import draft_vocab, scores
 from support.audio_factory import speech, wav_bytes
 
 pytest.importorskip("tqdm")
@@ -30,7 +30,7 @@ def test_reduced_output_scores_the_kept_rows_only():
     torch.manual_seed(0)
     full = torch.nn.Linear(8, 30, bias=False)
     kept = [0, 4, 5, 17, 29]
-    layer = draft_vocab.ReducedOutput(full.weight, kept, 30)
+    layer = scores.ReducedOutput(full.weight, kept, 30)
     hidden = torch.randn(2, 3, 8)
     logits, reference = layer(hidden), full(hidden)
     assert logits.shape == reference.shape
@@ -45,7 +45,7 @@ def test_a_model_without_draft_vocab_is_left_alone():
 
     model = SimpleNamespace(config=SimpleNamespace(vocab_size=30), proj_out=torch.nn.Linear(8, 30, bias=False))
     before = model.proj_out
-    assert draft_vocab.reduce_output(model) is False and model.proj_out is before
+    assert scores.reduce_output(model) is False and model.proj_out is before
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_reduced_draft_loads_as_assistant_and_changes_nothing(tiny_models, clips
     handler = make_handler(ASR_MODEL=tiny_models.whisper, ASSISTANT_MODEL=out)
     assistant = handler.asr.assistant
     assert type(assistant).__name__ == "WhisperForCausalLM"
-    assert isinstance(assistant.proj_out, draft_vocab.ReducedOutput) and assistant.proj_out.rows.shape[0] == len(kept)
+    assert isinstance(assistant.proj_out, scores.ReducedOutput) and assistant.proj_out.rows.shape[0] == len(kept)
     proposals: list[int] = []
     hook = assistant.register_forward_hook(
         lambda module, args, output: proposals.extend(output.logits[:, -1].argmax(-1).tolist()))
@@ -96,12 +96,12 @@ def test_reduced_draft_loads_as_assistant_and_changes_nothing(tiny_models, clips
 def test_reduces_a_bfloat16_output_layer_and_returns_float32():
     from types import SimpleNamespace
 
-    from speech_endpoint.precision import BF16Linear
+    from speech_endpoint.whisper.precision import BF16Linear
 
     torch.manual_seed(1)
     full = torch.nn.Linear(8, 30, bias=False)
     model = SimpleNamespace(config=SimpleNamespace(vocab_size=30, draft_vocab=[2, 3, 11]), proj_out=BF16Linear(full))
-    assert draft_vocab.reduce_output(model) is True
+    assert scores.reduce_output(model) is True
     hidden = torch.randn(1, 2, 8)
     logits = model.proj_out(hidden)
     assert logits.dtype == torch.float32 and model.proj_out.rows.dtype == torch.bfloat16

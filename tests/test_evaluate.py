@@ -11,9 +11,9 @@ import pytest
 
 from evaluation import oracle_diarization as oracle
 from evaluation import scoring
-from speech_endpoint.formats import parse_rttm
-from speech_endpoint.schema import Turn
-from speech_endpoint.turns import exclusive_turns, sort_turns
+from speech_endpoint.render.formats import parse_rttm
+from speech_endpoint.schema import Turn, sort_turns
+from speech_endpoint.attribution.turns import exclusive_turns
 
 
 def rows(turns, digits=None):
@@ -211,7 +211,7 @@ def test_jittered_oracle_matches_the_in_process_turns(tmp_path, rttm):
 
 
 def test_the_endpoint_diarizer_loads_the_oracle_folder(tmp_path, rttm):
-    from speech_endpoint.diarizer import Diarizer
+    from speech_endpoint.attribution.diarizer import Diarizer
     from speech_endpoint.schema import Audio
 
     diarizer = Diarizer(str(oracle.write_oracle_pipeline(tmp_path / "oracle", rttm)))

@@ -12,7 +12,7 @@ import webvtt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from speech_endpoint.formats import MAX_CUE_CHARS, MAX_CUE_SECONDS, cues_from, to_rttm, to_srt, to_vtt
+from speech_endpoint.render.formats import MAX_CUE_CHARS, MAX_CUE_SECONDS, cues_from, to_rttm, to_srt, to_vtt
 from speech_endpoint.schema import Segment, Turn, Utterance, Word
 
 # ---- readers -------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from support.audio_factory import bursts, encode, speech, wav_bytes
-from speech_endpoint.errors import ClientError
+from speech_endpoint.schema import ClientError
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +221,7 @@ def test_device_setting(make_handler, tiny_models):
     """DEVICE=cuda without a usable GPU stops start-up saying why; auto says where it runs."""
     import torch
 
-    from speech_endpoint.device import DeviceError
+    from speech_endpoint.whisper.precision import DeviceError
 
     if torch.cuda.is_available():
         pytest.skip("a GPU is usable here")
@@ -236,7 +236,7 @@ def test_a_machine_without_an_nvidia_driver_is_told_no_gpu_was_found(monkeypatch
     """The driver advice is for a machine with a GPU; without a driver the reason is plain."""
     import torch
 
-    from speech_endpoint import device
+    from speech_endpoint.whisper import precision as device
 
     if torch.cuda.is_available() or torch.version.cuda is None:
         pytest.skip("needs a CUDA build of torch without a usable GPU")
@@ -246,7 +246,7 @@ def test_a_machine_without_an_nvidia_driver_is_told_no_gpu_was_found(monkeypatch
     assert "driver too old" in device.cuda_problem()
 
 
-def test_what_a_request_asks_for_beats_the_endpoints_decoding_default(make_handler, tiny_models, monkeypatch):
+def test_what_a_request_asks_for_beats_the_endpoints_decoding_default(make_handler, tiny_models):
     params = {"diarize": False, "batch_size": 1, "language": "en"}
     beams = make_handler(ASR_MODEL=str(tiny_models.whisper), ASSISTANT_MODEL=str(tiny_models.assistant),
                          DEFAULT_BEAM_SIZE="3", WARMUP="false")
@@ -254,7 +254,6 @@ def test_what_a_request_asks_for_beats_the_endpoints_decoding_default(make_handl
     assert (meta["beam_size"], meta["assisted"]) == (3, False)
     meta = beams({"inputs": SPEECHY, "parameters": {**params, "assisted": True}})["metadata"]
     assert (meta["beam_size"], meta["assisted"]) == (1, True)
-    monkeypatch.delenv("DEFAULT_BEAM_SIZE")
     assisting = make_handler(ASR_MODEL=str(tiny_models.whisper), ASSISTANT_MODEL=str(tiny_models.assistant),
                              DEFAULT_ASSISTED="true", WARMUP="false")
     meta = assisting({"inputs": SPEECHY, "parameters": {**params, "beam_size": 2}})["metadata"]

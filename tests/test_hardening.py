@@ -9,7 +9,7 @@ them, the same handler / server process answers a good request with exactly the 
 it gave before any of them (metadata.timings aside: wall-clock times).
 
 The limits come from the settings (MAX_PAYLOAD_BYTES, MAX_AUDIO_S, MAX_BATCH_SIZE),
-set small here. Speech detection (Silero VAD, speech_endpoint/speech_activity.py) is measured on real speech at
+set small here. Speech detection (Silero VAD, speech_endpoint/speech/activity.py) is measured on real speech at
 the end.
 """
 from __future__ import annotations
@@ -34,7 +34,7 @@ import soundfile as sf
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from support.audio_factory import encode, speech, video_only_bytes, wav_bytes
-from speech_endpoint.errors import ClientError
+from speech_endpoint.schema import ClientError
 from support.server import (
     AUTH,
     healthy_model_server,
@@ -61,7 +61,7 @@ RATE = 16000
 
 @lru_cache(maxsize=1)
 def _vad():
-    from speech_endpoint.silero import SileroVAD
+    from speech_endpoint.speech.silero import SileroVAD
 
     return SileroVAD()
 
@@ -494,7 +494,7 @@ def seed_files() -> dict[str, bytes]:
 def test_damaged_files_decode_or_raise_a_client_error(kind, flips, cut):
     """Bytes flipped anywhere (headers included) and cuts anywhere: decoding gives finite
     mono audio within the limit, or a ClientError; never another exception."""
-    from speech_endpoint.audio import decode
+    from speech_endpoint.speech.audio import decode
 
     data = bytearray(seed_files()[kind])
     for position, value in flips:
@@ -514,7 +514,7 @@ def test_damaged_files_decode_or_raise_a_client_error(kind, flips, cut):
 @settings(max_examples=60, deadline=None)
 @given(st.binary(max_size=4096))
 def test_any_bytes_decode_or_raise_a_client_error(data):
-    from speech_endpoint.audio import decode, payload_bytes
+    from speech_endpoint.speech.audio import decode, payload_bytes
 
     try:
         decode(payload_bytes(data, 10_000), max_seconds=30)
@@ -568,9 +568,8 @@ def gate_measurements() -> list[dict]:
     """Per recording and condition: does the whole file pass the gate; how many of its
     utterances, each cut out alone (as a client-side VAD would send them), are gated
     empty; what share of the transcribed speech lies inside the decoding windows."""
-    from speech_endpoint.silero import SileroVAD
-    from speech_endpoint.speech_activity import activity_from_probabilities, has_speech
-    from speech_endpoint.windows import speech_windows
+    from speech_endpoint.speech.silero import SileroVAD
+    from speech_endpoint.speech.activity import activity_from_probabilities, has_speech, speech_windows
 
     vad = SileroVAD()
 

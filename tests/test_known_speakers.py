@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from speech_endpoint.errors import ClientError
+from speech_endpoint.schema import ClientError
 from support.audio_factory import speech, wav_bytes
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -92,7 +92,7 @@ def test_references_from_one_half_name_the_speakers_of_the_other(real_whisper_di
     from conftest import MODEL_ENV
     from evaluation.evaluate import Harness
     from evaluation.oracle_diarization import rttm_turns
-    from speech_endpoint.audio import decode
+    from speech_endpoint.speech.audio import decode
 
     samples = decode((dialogue_dir / "dialogue.wav").read_bytes()).samples
     turns = rttm_turns(dialogue_dir / "dialogue.rttm")

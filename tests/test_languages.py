@@ -1,7 +1,7 @@
 """Whisper language codes and the request's language from several windows (pure logic)."""
 import numpy as np
 
-from speech_endpoint.languages import most_likely_language, normalize_language
+from speech_endpoint.whisper.languages import most_likely_language, normalize_language
 
 TOKENS = ["<|en|>", "<|fi|>", "<|de|>"]
 

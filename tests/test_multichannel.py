@@ -5,10 +5,9 @@ import numpy as np
 import pytest
 
 from support.audio_factory import speech, wav_bytes
-from speech_endpoint import audio as audio_io
-from speech_endpoint import channels as ch
-from speech_endpoint.errors import ClientError
-from speech_endpoint.schema import Audio, SpeechActivity, Transcript, Word
+from speech_endpoint.speech import audio as audio_io
+from speech_endpoint.speech import channels as ch
+from speech_endpoint.schema import Audio, ClientError, SpeechActivity, Transcript, Word
 
 LABELS = {"SPEAKER_00", "SPEAKER_01"}
 

@@ -28,7 +28,7 @@ import srt
 import webvtt
 from openai.types.audio import TranscriptionVerbose, TranslationVerbose
 
-from speech_endpoint.languages import language_name
+from speech_endpoint.whisper.languages import language_name
 from speech_endpoint.serving import openai_format
 from support.server import (
     AUTH,
@@ -286,7 +286,7 @@ class FakeHandler:
         self.calls = 0
 
     def __call__(self, data):
-        from speech_endpoint.errors import ClientError
+        from speech_endpoint.schema import ClientError
 
         self.calls += 1
         prompt = data["parameters"].get("prompt")

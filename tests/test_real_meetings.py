@@ -11,7 +11,7 @@ import pytest
 from conftest import handler_with
 from evaluation import scoring
 from speech_endpoint.schema import Word
-from speech_endpoint.skipped_speech import wordless_stretches
+from speech_endpoint.speech.skipped_speech import wordless_stretches
 
 pytestmark = pytest.mark.real_model
 

@@ -79,7 +79,7 @@ def test_pyannote_sample_wer_default_mode(handler, pyannote_sample):
 def test_bfloat16_on_the_cpu_keeps_the_words(real_whisper_dir, dialogue_dir, dialogue_raw):
     """CPU_BF16 (encoder, decoder linear layers, cross-attention keys and values in bfloat16):
     WER within half a point of float32."""
-    from speech_endpoint.precision import native_bf16
+    from speech_endpoint.whisper.precision import native_bf16
 
     if not native_bf16():
         pytest.skip("this CPU has no native bfloat16")
@@ -93,7 +93,7 @@ def test_bfloat16_on_the_cpu_keeps_the_words(real_whisper_dir, dialogue_dir, dia
 def _under_pink_noise(dialogue_dir: Path, snr_db: float, seconds: float | None = None) -> bytes:
     """The dialogue (its first `seconds`, or all of it) under pink noise, as a float WAV."""
     from evaluation.noise import with_pink_noise
-    from speech_endpoint.audio import decode
+    from speech_endpoint.speech.audio import decode
 
     samples = decode((dialogue_dir / "dialogue.wav").read_bytes()).samples
     if seconds is not None:
@@ -134,7 +134,7 @@ def test_a_short_opening_in_another_language_does_not_set_the_language(handler, 
     alone reads as Finnish; weighted by length the request is English, and so is the text."""
     from support.make_speech_clip import espeak
     from support.tools import require
-    from speech_endpoint.audio import decode
+    from speech_endpoint.speech.audio import decode
 
     require("espeak-ng")
     finnish = espeak("fi", "Hyvää huomenta kaikille, tervetuloa.")

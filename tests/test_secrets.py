@@ -64,7 +64,7 @@ huggingface_hub.logging.set_verbosity_debug()
 import torch
 torch.set_num_threads(1)
 from handler import EndpointHandler
-from speech_endpoint.errors import ClientError
+from speech_endpoint.schema import ClientError
 from support.server import speech_wav
 
 logging.getLogger("speech_endpoint").debug("building the handler")

@@ -8,15 +8,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from speech_endpoint.schema import Segment, Word
-from speech_endpoint.word_lists import sentence_openers
-from speech_endpoint.sentences import (
-    is_sentence_end,
-    segments_from_words,
-    sentence_ranges,
-    starts_sentence,
-    words_from_chunks,
-    decoded_once,
-)
+from speech_endpoint.text import sentence_openers
+from speech_endpoint.attribution.segmentation import segments_from_words, sentence_ranges
+from speech_endpoint.text import is_sentence_end, starts_sentence
+from speech_endpoint.whisper.sequential import decoded_once, words_from_chunks
 
 
 def words_from(spec: str, start: float = 0.0, step: float = 0.3, gap: float = 0.0, speaker=None) -> list[Word]:

@@ -273,7 +273,7 @@ def test_token_never_in_server_output(server):
 
 FAKE_HANDLER = '''
 import logging, os, sys, time
-from speech_endpoint.errors import ClientError
+from speech_endpoint.schema import ClientError
 
 log = logging.getLogger("fake_handler")
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from speech_endpoint.schema import Redecoded, SpeechActivity, Transcript, Word
-from speech_endpoint.skipped_speech import drop_loops, fill_skipped, guard, notes, wordless_stretches
+from speech_endpoint.speech.skipped_speech import drop_loops, fill_skipped, guard, notes, wordless_stretches
 
 FRAME_S = 0.032
 SR = 16000

@@ -6,8 +6,8 @@ import torch
 
 from evaluation import noise
 from speech_endpoint.schema import Audio
-from speech_endpoint.silero import FRAME_S, SileroVAD
-from speech_endpoint.speech_activity import activity_from_probabilities, has_speech, speech_regions
+from speech_endpoint.speech.silero import FRAME_S, SileroVAD
+from speech_endpoint.speech.activity import activity_from_probabilities, has_speech, speech_regions
 from support.audio_factory import speech, wav_bytes
 
 RATE = 16000

@@ -4,7 +4,7 @@ import torch
 from transformers import GenerationConfig
 from transformers.generation.logits_process import SuppressTokensAtBeginLogitsProcessor, SuppressTokensLogitsProcessor
 
-from speech_endpoint.suppression import Suppression
+from speech_endpoint.whisper.scores import Suppression
 
 VOCAB = 300
 SUPPRESS = [1, 7, 42, 299]

@@ -3,7 +3,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from speech_endpoint.schema import Turn
-from speech_endpoint.turns import exclusive_turns, merge_per_speaker
+from speech_endpoint.attribution.turns import exclusive_turns, merge_per_speaker
 
 
 def rows(turns):

@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import given, settings, strategies as st
 
 from speech_endpoint.schema import SpeechActivity
-from speech_endpoint.windows import speech_windows
+from speech_endpoint.speech.activity import speech_windows
 
 RATE = 16000
 FRAME_S = 0.032

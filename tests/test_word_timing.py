@@ -4,7 +4,7 @@ from hypothesis import given, settings, strategies as st
 
 from evaluation.word_times import summary, timing_counts
 from speech_endpoint.schema import SpeechActivity, Word
-from speech_endpoint.word_timing import fit_to_speech
+from speech_endpoint.speech.activity import fit_to_speech
 
 FRAME_S = 0.032
 

@@ -34,9 +34,9 @@ def load_handler(folder: str | os.PathLike) -> Any:
 
 
 def is_client_error(exc: BaseException) -> bool:
-    """A `speech_endpoint.errors.ClientError` (also when a handler folder carries its own
+    """A `speech_endpoint.schema.ClientError` (also when a handler folder carries its own
     copy of the module, i.e. the same class loaded twice)."""
-    from speech_endpoint.errors import ClientError
+    from speech_endpoint.schema import ClientError
 
     if isinstance(exc, ClientError):
         return True

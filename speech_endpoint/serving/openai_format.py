@@ -33,20 +33,14 @@ such number, the field holds a documented neutral value instead of an invented o
 from __future__ import annotations
 
 import math
-import zlib
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from speech_endpoint.languages import language_name
+from speech_endpoint.whisper.languages import language_name
+from speech_endpoint.text import compression_ratio
 
 MEL_FRAMES_PER_SECOND = 100  # Whisper's hop of 160 samples at 16 kHz
 NOT_MEASURED = 0.0
-
-
-def compression_ratio(text: str) -> float:
-    """Whisper's gzip ratio: how repetitive a text is (above 2.4 Whisper retries a window)."""
-    data = text.encode("utf-8")
-    return len(data) / len(zlib.compress(data)) if data else 0.0
 
 
 def reported_language(code: str | None, task: str) -> str:

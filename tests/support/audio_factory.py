@@ -34,7 +34,7 @@ def _speech_clip() -> np.ndarray:
 def speech(seconds: float = 4.0, rate: int = 16000, channels: int = 1, seed: int = 0) -> np.ndarray:
     """Speech a speech detector recognises as such (two espeak-ng voices, repeated to
     length; `seed` starts it at another place). Shape (samples, channels), float32."""
-    from speech_endpoint.audio import resample
+    from speech_endpoint.speech.audio import resample
 
     clip = np.roll(_speech_clip(), -int(seed * 1.7 * 16000))
     n16 = int(seconds * 16000)

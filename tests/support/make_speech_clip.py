@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from speech_endpoint.audio import resample
+from speech_endpoint.speech.audio import resample
 from speech_endpoint.schema import SAMPLE_RATE
 
 DATA = Path(__file__).resolve().parent.parent / "data"

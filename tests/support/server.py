@@ -195,7 +195,7 @@ class ControlledHandler:
         self.calls: list[str] = []
 
     def __call__(self, data):
-        from speech_endpoint.errors import ClientError
+        from speech_endpoint.schema import ClientError
 
         params = data.get("parameters") or {}
         self.calls.append(params.get("name", "?"))

@@ -1,0 +1,1 @@
+"""Render stage: the response JSON (`response`) and subtitle / RTTM formats (`formats`)."""

@@ -1,0 +1,246 @@
+"""Where Whisper runs and in what number format: the device (setting DEVICE), bfloat16 on CPUs
+that compute it, and the attention that goes with it.
+
+Device (`choose`: auto, cuda, cpu): the current stack's torch wheel is built for CUDA 13, which
+needs a recent NVIDIA driver; on an older driver `torch.cuda.is_available()` is simply False,
+and an endpoint that quietly ran on the CPU would be slow and expensive. So `cuda` refuses to
+start without a usable GPU, saying why, and `auto` says in the log and in every response's
+metadata what it chose.
+
+bfloat16 on CPUs that compute it natively (AVX512-BF16, AMX, Arm BF16): the encoder, the
+output layer and the decoder's linear layers, the costs that dominate Whisper on a CPU;
+the decoder's residual stream and layer norms stay float32 (the whole model in bfloat16
+was no faster and changed the text). Elsewhere bfloat16 is emulated slowly, so `auto`
+uses it only where the CPU has it.
+
+Attention (`implementation`): torch's CPU flash kernel, which SDPA picks, is slow for a
+decoding step's one query row against 1500 encoder frames and for the bfloat16 encoder's
+1500 x 1500 attention; those two unmasked cases are computed here directly (the same
+numbers), and the cross-attention keys and values may stay in bfloat16 (read once per
+step and layer). Every other call (masked or causal, GPUs) stays on transformers' SDPA.
+Transformers 5 routes Whisper's attention through `AttentionInterface`, where this is
+registered under its own name; older versions (the platform container's 4.51) pick
+attention classes by name and keep "sdpa" and float32 keys and values.
+
+The gains, measured with the same words: docs/benchmarks.md ("Against faster-whisper and
+the original pipeline" and the paragraphs after it).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+NATIVE_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 flags; "bf16" on Arm (Features)
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (from /proc/cpuinfo; False elsewhere)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    flags = {f for line in text.splitlines() if line.lower().startswith(("flags", "features"))
+             for f in line.split(":", 1)[-1].split()}
+    return any(flag in flags for flag in NATIVE_FLAGS)
+
+
+class BF16Linear(nn.Module):
+    """A Linear layer computed in bfloat16, returning `out_dtype` (float32 unless the
+    consumer takes bfloat16)."""
+
+    def __init__(self, linear: nn.Module, out_dtype: torch.dtype = torch.float32):
+        super().__init__()
+        self.weight = nn.Parameter(linear.weight.detach().to(torch.bfloat16), requires_grad=False)
+        self.bias = (None if linear.bias is None
+                     else nn.Parameter(linear.bias.detach().to(torch.bfloat16), requires_grad=False))
+        self.out_dtype = out_dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x.to(torch.bfloat16), self.weight, self.bias).to(self.out_dtype)
+
+
+def output_layer_in_bf16(model: nn.Module) -> None:
+    """The output layer (`proj_out`) of a Whisper model or decoder-only draft in bfloat16
+    (a copy: the float32 input embeddings it was tied to stay as they are)."""
+    model.proj_out = BF16Linear(model.proj_out)
+
+
+def decoder_linears_in_bf16(model: nn.Module) -> None:
+    """Every Linear layer of a Whisper model's decoder (or a decoder-only draft) computed in
+    bfloat16 with float32 in and out."""
+    decoder = model.get_decoder()
+    for module in list(decoder.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, nn.Linear):
+                setattr(module, name, BF16Linear(child))
+
+
+def encoder_in_bf16(model: nn.Module) -> None:
+    """A Whisper model's encoder in bfloat16, taking and giving float32."""
+    encoder = model.get_encoder().to(torch.bfloat16)
+
+    def cast_in(module, args, kwargs):
+        args = tuple(a.to(torch.bfloat16) if torch.is_tensor(a) and a.is_floating_point() else a for a in args)
+        if torch.is_tensor(kwargs.get("input_features")):
+            kwargs["input_features"] = kwargs["input_features"].to(torch.bfloat16)
+        return args, kwargs
+
+    def cast_out(module, args, output):
+        output.last_hidden_state = output.last_hidden_state.float()
+        return output
+
+    encoder.register_forward_pre_hook(cast_in, with_kwargs=True)
+    encoder.register_forward_hook(cast_out)
+
+
+# ---- attention ----------------------------------------------------------------------------
+
+NAME = "endpoint_sdpa"
+
+
+def implementation() -> str:
+    """The `attn_implementation` to load Whisper with: this module's where transformers
+    can route Whisper's attention to it (registered on first call), else "sdpa"."""
+    try:
+        from transformers import AttentionInterface, AttentionMaskInterface
+        from transformers.integrations.sdpa_attention import sdpa_attention_forward
+        from transformers.masking_utils import sdpa_mask
+        from transformers.models.whisper import modeling_whisper
+    except ImportError:
+        return "sdpa"
+    if not hasattr(modeling_whisper, "ALL_ATTENTION_FUNCTIONS"):
+        return "sdpa"
+
+    def attention(module, query, key, value, attention_mask, dropout=0.0, scaling=None, **kwargs):
+        plain = attention_mask is None and query.device.type == "cpu" and not dropout
+        if plain and (query.shape[2] == 1 or key.dtype != query.dtype):
+            return matmul_attention(query, key, value, scaling), None
+        if plain and query.dtype == torch.bfloat16 and not getattr(module, "is_causal", True):
+            return head_by_head_attention(query, key, value, scaling), None
+        key, value = key.to(query.dtype), value.to(query.dtype)
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout,
+                                      scaling=scaling, **kwargs)
+
+    AttentionInterface.register(NAME, attention)
+    AttentionMaskInterface.register(NAME, sdpa_mask)  # same masks as SDPA
+    return NAME
+
+
+def cross_attention_cache_in_bf16(model: nn.Module) -> None:
+    """The keys and values of every decoder layer's cross-attention (computed once per
+    window, read at every step) in bfloat16. Only with this module's attention, which
+    takes them as they are."""
+    for layer in model.get_decoder().layers:
+        attn = layer.encoder_attn
+        attn.k_proj = BF16Linear(attn.k_proj, out_dtype=torch.bfloat16)
+        attn.v_proj = BF16Linear(attn.v_proj, out_dtype=torch.bfloat16)
+
+
+@contextmanager
+def eager_for_token_timestamps(model: nn.Module) -> Iterator[None]:
+    """Around transformers' word timestamps (the sequential strategy): its Whisper
+    `generate` switches the model to eager attention to read attention weights, and leaves
+    it so. Eager attention gets float32 keys and values meanwhile, and the model's own
+    attention is restored afterwards."""
+    implementation = model.config._attn_implementation
+    projections = [m for m in model.modules() if isinstance(m, BF16Linear) and m.out_dtype == torch.bfloat16]
+    for projection in projections:
+        projection.out_dtype = torch.float32
+    try:
+        yield
+    finally:
+        for projection in projections:
+            projection.out_dtype = torch.bfloat16
+        model.config._attn_implementation = implementation
+
+
+def matmul_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                     scaling: float | None = None) -> torch.Tensor:
+    """Unmasked softmax(q kᵀ · scaling) v for query [batch, heads, rows, dim] against
+    key/value [batch, heads, frames, dim], computed in the keys' dtype and returned in the
+    query's as [batch, rows, heads, dim] (transformers' layout)."""
+    scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+    scores = torch.matmul(query.to(key.dtype), key.transpose(-1, -2))
+    if scale != 1.0:
+        scores = scores * scale
+    out = torch.matmul(scores.softmax(dim=-1), value)
+    return out.transpose(1, 2).to(query.dtype).contiguous()
+
+
+def head_by_head_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                           scaling: float | None = None) -> torch.Tensor:
+    """Unmasked attention one head at a time (its scores stay in cache), as [batch, rows,
+    heads, dim]."""
+    scale = scaling if scaling is not None else query.shape[-1] ** -0.5
+    b, h, n, d = query.shape
+    q, k, v = (t.reshape(b * h, t.shape[2], d) for t in (query, key, value))
+    out = torch.empty(b, n, h, d, dtype=query.dtype, device=query.device)
+    for i in range(b * h):
+        scores = torch.mm(q[i], k[i].T)
+        if scale != 1.0:
+            scores = scores * scale
+        out[i // h, :, i % h] = torch.mm(scores.softmax(dim=-1), v[i])
+    return out
+
+
+log = logging.getLogger(__name__)
+# where a loaded NVIDIA driver shows itself; without them there is no GPU to advise about
+NVIDIA_DRIVER_PATHS = ("/proc/driver/nvidia/version", "/dev/nvidiactl")
+
+
+class DeviceError(RuntimeError):
+    """DEVICE=cuda, but no usable GPU (raised at start-up)."""
+
+
+@dataclass(frozen=True)
+class Placement:
+    device: str  # "cuda:0" or "cpu"
+    dtype: torch.dtype  # float16 on a GPU; float32 on CPU (float16 matmuls are slow or missing there)
+    cpu_bf16: bool = False  # CPU: bfloat16 where it pays (speech_endpoint.whisper.precision)
+
+    @property
+    def dtype_name(self) -> str:
+        name = str(self.dtype).removeprefix("torch.")
+        return f"{name} with bfloat16 (CPU_BF16)" if self.cpu_bf16 else name
+
+
+def cuda_problem() -> str | None:
+    """Why torch cannot use a GPU here (None: it can)."""
+    if torch.cuda.is_available():
+        return None
+    built = torch.version.cuda
+    if built is None:
+        return "this torch build has no CUDA support (a CPU wheel)"
+    if not any(os.path.exists(p) for p in NVIDIA_DRIVER_PATHS):
+        return "no GPU was found: this machine has no NVIDIA driver"
+    try:
+        torch.cuda.init()  # raises with the driver's own explanation
+    except Exception as exc:  # noqa: BLE001 - only its message is used
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    else:
+        reason = "no CUDA device is visible"
+    return (f"this torch is built for CUDA {built} and cannot use a GPU here ({reason}). A driver too old "
+            f"for CUDA {built} is the usual cause: install a torch build for the driver's CUDA version "
+            "(see the Dockerfile's TORCH_INDEX_URL) or update the driver")
+
+
+def choose(setting: str = "auto", cpu_bf16: bool | str = "auto") -> Placement:
+    """`setting` is DEVICE: auto (a GPU when usable), cuda (a GPU or a start-up error), cpu.
+    `cpu_bf16` is CPU_BF16: on the CPU, bfloat16 where it counts (auto: where native)."""
+    if setting != "cpu":
+        problem = cuda_problem()
+        if problem is None:
+            return Placement("cuda:0", torch.float16)
+        if setting == "cuda":
+            raise DeviceError(f"DEVICE=cuda, but {problem}; or set DEVICE=cpu to run on the CPU")
+        log.warning("no usable GPU, running on the CPU: %s", problem)
+    return Placement("cpu", torch.float32, cpu_bf16=native_bf16() if cpu_bf16 == "auto" else bool(cpu_bf16))
