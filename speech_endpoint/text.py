@@ -1,4 +1,5 @@
-"""Text rules below every stage: punctuation, word lists keyed by language, joining words.
+"""Text rules below every stage: punctuation, word lists keyed by language, joining words
+(and `finite`, for the times that come with Whisper's text).
 
 Whisper writes punctuation and capitals; the stages above read sentence and clause ends
 from them (word timing, attribution, segmentation) and sentence openers where a list was
@@ -9,6 +10,7 @@ apply to it. Pure logic: no model I/O.
 """
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Sequence
 
@@ -83,3 +85,15 @@ def compression_ratio(text: str) -> float:
     """UTF-8 bytes over zlib-compressed bytes, as Whisper computes it (0 for no text)."""
     data = text.encode("utf-8")
     return len(data) / len(zlib.compress(data)) if data else 0.0
+
+
+def finite(x: object) -> float | None:
+    """`x` as a float, or None when it is missing or not a finite number (a time read from
+    Whisper's output, which may be None or NaN)."""
+    if x is None or isinstance(x, bool):
+        return None
+    try:
+        value = float(x)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None

@@ -10,18 +10,7 @@ import math
 from collections.abc import Iterable, Sequence
 
 from speech_endpoint.schema import Segment, Utterance, Word
-from speech_endpoint.text import is_clause_end, is_sentence_end, join_words, starts_sentence
-
-
-def _finite(x: object) -> float | None:
-    """`x` as a float, or None when it is missing or not a finite number."""
-    if x is None or isinstance(x, bool):
-        return None
-    try:
-        value = float(x)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
+from speech_endpoint.text import finite, is_clause_end, is_sentence_end, join_words, starts_sentence
 
 
 def word_span(word: Word) -> tuple[float, float]:
@@ -29,7 +18,7 @@ def word_span(word: Word) -> tuple[float, float]:
     glitch) is treated as a point at the middle of the two, so it still has one place.
     A non-finite time (NaN, inf) takes the other one, or 0 when both are broken, so no
     NaN ever reaches a response."""
-    start, end = _finite(word.start), _finite(word.end)
+    start, end = finite(word.start), finite(word.end)
     start = start if start is not None else (end if end is not None else 0.0)
     end = end if end is not None else start
     if end < start:

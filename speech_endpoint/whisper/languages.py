@@ -54,7 +54,7 @@ def detect_language(model, hidden: torch.Tensor, lengths: list[int]) -> str | No
     or unsure: then the language of all windows in `hidden` (encoder output, one row per
     window of `lengths` samples), weighted by length. On the corpus a 3 s opening read as
     Finnish (0.46) and made every window Finnish; over three windows English has 0.73.
-    A window costs a decoder step (~40 ms, base, 1 CPU thread)."""
+    A window costs one decoder step."""
     tokens = list(model.generation_config.lang_to_id)
     probs = language_probabilities(model, hidden[:1], tokens)
     if len(lengths) > 1 and (lengths[0] < SHORT_WINDOW_S * SAMPLE_RATE or probs.max() < SURE_LANGUAGE):

@@ -1,12 +1,17 @@
 """What Whisper's token scores may say and what they say: the suppression masks applied first,
-each word's probability read back last, and OpenAI's guards that drop a window by them.
+a draft's output layer over the ids it may propose, each word's probability read back last,
+and OpenAI's guards that drop a window by them.
 
 Suppression: transformers' `SuppressTokensLogitsProcessor` and
 `SuppressTokensAtBeginLogitsProcessor` rebuild a vocabulary-wide mask with `isin` at every
-decoding step (for Whisper's 51865 tokens on one CPU thread, 2.4 ms and 0.3 ms a step, about a
-tenth of a batched whisper-base step). `Suppression` takes the two token lists out of the
-model's generation config (so transformers builds neither processor) and hands `generate` one
-processor per call that applies the same masks, cached per vocabulary size and device, first.
+decoding step (a tenth of a batched step on a CPU: docs/benchmarks.md). `Suppression` takes
+the two token lists out of the model's generation config (so transformers builds neither
+processor) and hands `generate` one processor per call that applies the same masks, cached
+per vocabulary size and device, first.
+
+A draft's reduced output layer (`reduce_output`, for `make_draft --vocab`): only the rows of
+the ids the draft may propose are multiplied, the rest of its logits are -inf, so the main
+model verifies full-vocabulary ids and the output stays that of plain greedy decoding.
 
 Word confidence, from the scores decoding computes anyway (no second decoder pass): a token's
 probability is its softmax probability among the text tokens at the step that produced it, as

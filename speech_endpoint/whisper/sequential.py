@@ -11,7 +11,6 @@ strategy splits them and matched, in order and by text, to the pipeline's words.
 from __future__ import annotations
 
 import difflib
-import math
 from dataclasses import replace
 from typing import Any
 
@@ -22,7 +21,7 @@ from speech_endpoint import compat
 from speech_endpoint.whisper.alignment import split_words
 from speech_endpoint.whisper.scores import TokenProbabilities, word_probability
 from speech_endpoint.schema import Audio, Transcript, Word
-from speech_endpoint.text import join_words
+from speech_endpoint.text import finite, join_words
 
 
 def transcribe_sequential(pipe, audio: Audio, generate_kwargs: dict[str, Any], tokenizer, eot: int,
@@ -65,24 +64,13 @@ REDECODE_S = 1.0  # a word starting this much before the previous one: a window 
 END_SLIVER_S = 0.04  # no word starts this close to the end of the audio
 
 
-def _finite(x: object) -> float | None:
-    """`x` as a float, or None when it is missing or not a finite number."""
-    if x is None or isinstance(x, bool):
-        return None
-    try:
-        value = float(x)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
 def _chunk_fields(chunk: object) -> tuple[str, float | None, float | None]:
     """A pipeline word chunk's text, start and end (None where missing or not finite)."""
     stamp = chunk.get("timestamp") if isinstance(chunk, dict) else None
     if not isinstance(stamp, (tuple, list)):
         stamp = (None, None)
-    start = _finite(stamp[0]) if len(stamp) > 0 else None
-    end = _finite(stamp[1]) if len(stamp) > 1 else None
+    start = finite(stamp[0]) if len(stamp) > 0 else None
+    end = finite(stamp[1]) if len(stamp) > 1 else None
     text = chunk.get("text", "") if isinstance(chunk, dict) else ""
     return (text if isinstance(text, str) else str(text)), start, end
 
@@ -96,7 +84,7 @@ def decoded_once(chunks: Sequence[dict], *, duration: float) -> list[dict]:
     decoded too, and transformers 4.51 fills it with a loop ("I don't know." 50 times in
     the last 20 ms of the 30.0 s telephone sample): words starting within `END_SLIVER_S`
     of the end go."""
-    total = _finite(duration)
+    total = finite(duration)
     kept: list[tuple[float | None, dict]] = []
     last = None  # the latest kept start
     for chunk in chunks:
@@ -122,7 +110,7 @@ def words_from_chunks(chunks: Sequence[dict], *, duration: float) -> list[Word]:
     everything is clamped to [0, duration]; starts are made non-decreasing; each end is
     at least its start. Every chunk becomes one word, text untouched.
     """
-    total = _finite(duration)
+    total = finite(duration)
     total = max(total, 0.0) if total is not None else 0.0
     raw = [_chunk_fields(chunk) for chunk in chunks]
 
