@@ -78,7 +78,7 @@ class EndpointHandler(MultichannelStages):
         asr = WhisperASR(s.asr_model, placement=placement, assistant_id=s.assistant_model, token=s.token)
         diarizer = (Diarizer(s.diarization_model, token=s.token, device=placement.device,
                              segmentation_step=s.diarization_step, params=s.diarization_params,
-                             embedding_stride=s.diarization_embedding_stride, bfloat16=placement.cpu_bf16)
+                             embedding_stride=s.diarization_embedding_stride)
                     if s.diarization_model else None)
         self._compose(s, placement, asr, vad, diarizer)
         log.info("models loaded in %.1f s on %s (%s)", time.perf_counter() - started, placement.device,

@@ -1,8 +1,7 @@
 """What the real diarization pipeline costs inside the handler, where (segmentation,
 speaker embeddings, the rest), and what a longer segmentation step or embedding reuse
 (`DIARIZATION_EMBEDDING_STRIDE`, `speech_endpoint.attribution.embedding_reuse`) saves against what it
-costs in DER, and the networks in bfloat16 (`CPU_BF16`, `--bf16 off on`), per set of
-conversations with reference turns, all in one run; with
+costs in DER, per set of conversations with reference turns, all in one run; with
 `--asr-model`, also a diarized request's time over the same request without diarization.
 
     PYTHONPATH=<pipeline folder> python -m evaluation.diarization_cost <pipeline folder> \\
@@ -78,36 +77,31 @@ def score_set(diarizer, items, decoded) -> dict:
             "per_minute": {k: sum(c[k] for c in costs) / minutes for k in STAGES}}
 
 
-def request_ratio(asr_model: str, pipeline: str, audio_path: Path, strides: list[int], bf16: list[bool],
-                  runs: int) -> None:
+def request_ratio(asr_model: str, pipeline: str, audio_path: Path, strides: list[int], runs: int) -> None:
     """The same request with and without diarization on the handler (in-process), per
-    stride and bfloat16 setting of the diarization networks (Whisper as `CPU_BF16` auto
-    places it): minimum over `runs` alternated runs, wall seconds."""
+    stride: minimum over `runs` alternated runs, wall seconds."""
     from evaluation.in_process import build_handler
-    from speech_endpoint.attribution.diarizer import compute_in_bfloat16, install
+    from speech_endpoint.attribution.diarizer import install
 
     handler = build_handler(ASR_MODEL=asr_model, DIARIZATION_MODEL=pipeline, WARMUP="true")
     body = {"inputs": audio_path.read_bytes(), "parameters": {"language": "en"}}
     plain = {"inputs": body["inputs"], "parameters": {"language": "en", "diarize": False}}
     handler(dict(body))  # warm both paths
-    variants = [(stride, on) for stride in strides for on in bf16]
-    times = {"none": []} | {v: [] for v in variants}
+    times = {"none": []} | {s: [] for s in strides}
     for _ in range(runs):
-        for stride, on in variants:
+        for stride in strides:
             install(handler.diarizer.pipeline, stride)
-            compute_in_bfloat16(handler.diarizer.pipeline, on)
             started = time.perf_counter()
             handler(dict(body))
-            times[stride, on].append(time.perf_counter() - started)
+            times[stride].append(time.perf_counter() - started)
         started = time.perf_counter()
         handler(dict(plain))
         times["none"].append(time.perf_counter() - started)
     base = min(times["none"])
     print(f"\n| request ({audio_path.name}) | wall s (min of {runs}) | / without diarization |\n|---|---|---|")
     print(f"| without diarization | {base:.2f} | 1.00 |")
-    for stride, on in variants:
-        print(f"| diarized, embedding stride {stride}, networks in {'bfloat16' if on else 'float32'} "
-              f"| {min(times[stride, on]):.2f} | {min(times[stride, on]) / base:.2f} |")
+    for stride in strides:
+        print(f"| diarized, embedding stride {stride} | {min(times[stride]):.2f} | {min(times[stride]) / base:.2f} |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,8 +115,6 @@ def main(argv: list[str] | None = None) -> int:
                         help="embedding strides (1: every chunk embedded, pyannote's own)")
     parser.add_argument("--min-agreement", type=float, nargs="+", default=[None],
                         help="activity agreement for reusing an embedding (default: the module's)")
-    parser.add_argument("--bf16", choices=("off", "on"), nargs="+", default=["off"],
-                        help="the segmentation and embedding networks in bfloat16 (CPU_BF16)")
     parser.add_argument("--asr-model", help="also time a request with and without diarization")
     parser.add_argument("--request-audio", type=Path, help="the request's audio (with --asr-model)")
     parser.add_argument("--runs", type=int, default=3)
@@ -130,29 +122,27 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
-    from speech_endpoint.attribution.diarizer import DEFAULT_MIN_AGREEMENT, Diarizer, compute_in_bfloat16, install
+    from speech_endpoint.attribution.diarizer import DEFAULT_MIN_AGREEMENT, Diarizer, install
     from speech_endpoint.speech.audio import decode
 
     sets = {Path(raw).name: [i for i in discover([raw]) if i.rttm] for raw in args.inputs}
     decoded = {i.uri: decode(i.audio.read_bytes()) for items in sets.values() for i in items}
-    bf16 = [choice == "on" for choice in args.bf16]
-    print("| step | embedding stride | agreement | networks | set | DER (collar 0) | DER (collar 0.25 s) | median DER "
+    print("| step | embedding stride | agreement | set | DER (collar 0) | DER (collar 0.25 s) | median DER "
           "| windows embedded | CPU s per minute of audio: segmentation / embeddings / other / total |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     for step in args.steps:
         diarizer = Diarizer(args.pipeline, segmentation_step=step)
         for stride in args.strides:
-            for agreement, on in ((a, o) for a in args.min_agreement for o in bf16):
+            for agreement in args.min_agreement:
                 agreement = DEFAULT_MIN_AGREEMENT if agreement is None else agreement
                 install(diarizer.pipeline, stride, agreement)
-                compute_in_bfloat16(diarizer.pipeline, on)
                 for name, items in sets.items():
                     s = score_set(diarizer, items, decoded)
-                    print(f"| {step:g} | {stride} | {agreement:g} | {'bfloat16' if on else 'float32'} | {name} | {s['der']:.2%} | {s['der_collar']:.2%} | "
+                    print(f"| {step:g} | {stride} | {agreement:g} | {name} | {s['der']:.2%} | {s['der_collar']:.2%} | "
                           f"{s['median_der']:.2%} | {s['embedded']:.0%} | " + " / ".join(f"{s['per_minute'][k]:.2f}" for k in STAGES) + " |",
                           flush=True)
     if args.asr_model:
-        request_ratio(args.asr_model, args.pipeline, args.request_audio, args.strides, bf16, args.runs)
+        request_ratio(args.asr_model, args.pipeline, args.request_audio, args.strides, args.runs)
     return 0
 
 

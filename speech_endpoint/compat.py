@@ -172,17 +172,6 @@ def embedding_model(pipeline: Any) -> Any | None:
     return getattr(pipeline, "_embedding", None)
 
 
-def pipeline_networks(pipeline: Any) -> dict[str, Any]:
-    """The torch modules a pyannote SpeakerDiarization pipeline runs, by stage: the
-    segmentation model (`_segmentation.model`, an Inference's) and, for a pyannote.audio
-    embedding model, `_embedding.model_` (both on pyannote 3 and 4); missing ones are left out."""
-    import torch
-
-    found = {"segmentation": getattr(getattr(pipeline, "_segmentation", None), "model", None),
-             "embedding": getattr(getattr(pipeline, "_embedding", None), "model_", None)}
-    return {stage: module for stage, module in found.items() if isinstance(module, torch.nn.Module)}
-
-
 def diarization_turns(output: Any) -> tuple[list[Turn] | None, list[Turn]]:
     """(exclusive, full) turns from a pyannote pipeline's output, sorted by time.
 

@@ -48,8 +48,7 @@ def _gated_message(model_id: str, token_set: bool) -> str:
 
 class Diarizer:
     def __init__(self, model_id: str, *, token: str | None = None, device: str = "cpu",
-                 segmentation_step: float | None = None, params: dict | None = None, embedding_stride: int = 1,
-                 bfloat16: bool = False):
+                 segmentation_step: float | None = None, params: dict | None = None, embedding_stride: int = 1):
         from pyannote.audio import Pipeline
 
         source = compat.pipeline_source(model_id)
@@ -68,8 +67,6 @@ class Diarizer:
         self.pipeline = pipeline.to(torch.device(device))
         if segmentation_step is not None:
             compat.set_segmentation_step(self.pipeline, segmentation_step)
-        if bfloat16 and device == "cpu":
-            compute_in_bfloat16(self.pipeline)
         if embedding_stride > 1:  # a pipeline without the internals it needs runs unchanged (logged)
             install(self.pipeline, embedding_stride)
         if params:
@@ -127,36 +124,6 @@ def _is_access_error(exc: Exception) -> bool:
         return True
     response = getattr(exc, "response", None)
     return getattr(response, "status_code", None) in (401, 403)
-
-
-def compute_in_bfloat16(pipeline: Any, on: bool = True) -> tuple[str, ...]:
-    """Run the pipeline's segmentation and embedding networks under CPU bfloat16 autocast
-    (convolutions, LSTMs, matrix products; a CPU with native bfloat16 computes them about
-    1.5x faster), handing float32 on to pyannote, so everything after them (powerset
-    conversion, masks, clustering) is unchanged. `on=False` restores the networks' own
-    forward. Returns the stages converted. DER cost measured in docs/benchmarks.md."""
-    done = []
-    for stage, module in compat.pipeline_networks(pipeline).items():
-        module.__dict__.pop("forward", None)  # the class's own forward again
-        if on:
-            module.forward = _in_bfloat16(module.forward)
-            done.append(stage)
-    return tuple(done)
-
-
-def _in_bfloat16(forward):
-    def run(*args, **kwargs):
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            return _float32(forward(*args, **kwargs))
-    return run
-
-
-def _float32(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.float() if value.dtype == torch.bfloat16 else value
-    if isinstance(value, (tuple, list)):
-        return type(value)(_float32(v) for v in value)
-    return value
 
 
 DEFAULT_MIN_AGREEMENT = 0.5
