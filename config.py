@@ -42,8 +42,7 @@ class ModelSettings(BaseSettings):
     # faster at 8 s, 1.2x slower at 60 s on an A10G with large-v3 + distil-large-v3), never
     # on a CPU (measured here: a trained draft is slower at every length).
     auto_assist_max_s: float = Field(30.0, ge=0)
-    # `beam_size` when a request does not say: 1 is greedy. 5 (faster-whisper's default)
-    # cut WER at 0 dB SNR from 64% to 45% but took 1.8-2.9x the time on a CPU (README).
+    # `beam_size` when a request does not say: 1 is greedy; 5 (faster-whisper's) costs 1.8-2.9x on a CPU.
     default_beam_size: int = Field(1, ge=1, le=MAX_BEAM_SIZE)
 
     # auto: a GPU when torch can use one, else the CPU (the log and metadata say which);
@@ -55,6 +54,8 @@ class ModelSettings(BaseSettings):
     # CPU only: Whisper's encoder and output layer in bfloat16 (35-39% faster, same words
     # measured); "auto" where the CPU computes bfloat16 natively (AVX512-BF16, AMX, Arm BF16).
     cpu_bf16: bool | Literal["auto"] = "auto"
+    # CPU only: the decoder's weights in int8 (README: speed and WER); "auto" on x86 (AVX2).
+    cpu_int8: bool | Literal["auto"] = "auto"
 
     # Step of pyannote's sliding 10 s segmentation window, as a share of it (pyannote: 0.1).
     # 0.2 halves the diarization's CPU time at +0.6 DER points on the corpus (README).
@@ -142,9 +143,8 @@ class InferenceConfig(BaseModel):
 
     task: Literal["transcribe", "translate"] = "transcribe"
     batch_size: int = Field(24, ge=1)
-    # None means "the endpoint's default" (ModelSettings.default_beam_size); 1 = greedy.
+    # None: the endpoint's default (ModelSettings.default_beam_size / default_assisted); 1 = greedy.
     beam_size: int | None = Field(None, ge=1, le=MAX_BEAM_SIZE)
-    # None means "the endpoint's default" (ModelSettings.default_assisted).
     assisted: bool | Literal["auto"] | None = None
     # 0 = sequential long-form decoding (no chunking); otherwise chunk size in seconds.
     chunk_length_s: float = Field(30.0, ge=0, le=30)

@@ -73,7 +73,7 @@ class EndpointHandler(MultichannelStages):
         started = time.perf_counter()
         if s.cpu_threads:
             torch.set_num_threads(s.cpu_threads)
-        placement = choose(s.device, s.cpu_bf16)
+        placement = choose(s.device, s.cpu_bf16, s.cpu_int8)
         vad = SileroVAD()
         asr = WhisperASR(s.asr_model, placement=placement, assistant_id=s.assistant_model, token=s.token)
         diarizer = (Diarizer(s.diarization_model, token=s.token, device=placement.device,

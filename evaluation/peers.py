@@ -11,7 +11,8 @@ an order rotated per round, so that load changes on a shared machine hit all row
 
 * this handler, built as the platform builds it (`EndpointHandler(path)`, settings from the
   environment), once per environment variant in this process: default settings (CPU_BF16
-  auto) and CPU_BF16=false; the sequential row is the default handler with the request
+  and CPU_INT8 auto), CPU_BF16=false (what a CPU without native bfloat16 runs) and
+  float32 only (CPU_INT8=false too); the sequential row is the default handler with the request
   parameter `chunk_length_s: 0`. Each is called with WAV bytes, as a request.
 * faster-whisper, float32 and int8 (both loaded from one float32 CTranslate2 conversion;
   CTranslate2 quantizes at load), sequential (`WhisperModel.transcribe`, no VAD) and its
@@ -164,9 +165,11 @@ def systems(model_dir: str, token: str | None, threads: int, language: str | Non
     params = {"timestamp_granularity": "word", **({"language": language} if language else {})}
     default = build_handler(threads, CPU_BF16=None)
     rows = [
-        System("handler", "this handler, default parameters (CPU_BF16 auto)", handler_run(default, params)),
-        System("handler-float32", "this handler, CPU_BF16=false (float32)",
+        System("handler", "this handler, default parameters (CPU_BF16 and CPU_INT8 auto)", handler_run(default, params)),
+        System("handler-float32", "this handler, CPU_BF16=false (float32, int8 decoder weights: CPU_INT8 auto)",
                handler_run(build_handler(threads, CPU_BF16="false"), params)),
+        System("handler-float32-only", "this handler, CPU_BF16=false CPU_INT8=false (float32 only)",
+               handler_run(build_handler(threads, CPU_BF16="false", CPU_INT8="false"), params)),
         System("handler-sequential", "this handler, chunk_length_s=0 (sequential)",
                handler_run(default, {**params, "chunk_length_s": 0})),
     ]
@@ -221,15 +224,20 @@ def summarize(rows: list[System], reference_text: str | None) -> list[dict]:
 
 
 def ratios(rows: list[dict]) -> list[dict]:
-    """The issue's three ratios (median wall time, and CPU time beside it), where both rows ran."""
+    """The targets' ratios (median wall time, and CPU time beside it), where both rows ran:
+    the default path against faster-whisper's fastest int8 row (issue 28: 0.9) and
+    CPU_BF16=false against its fastest float32 row (0.8), then the older targets."""
     by = {r["key"]: r for r in rows if "median_s" in r}
-    handlers = [by[k] for k in ("handler", "handler-float32", "handler-sequential") if k in by]
-    int8 = [by[k] for k in ("fw-int8", "fw-int8-batched") if k in by]
-    pairs = [("handler default / faster-whisper float32 sequential", by.get("handler"), by.get("fw-float32"), 1.0)]
-    if handlers and int8:
-        fastest, peer = min(handlers, key=lambda r: r["median_s"]), min(int8, key=lambda r: r["median_s"])
-        pairs.append((f"fastest handler path ({fastest['system']}) / fastest faster-whisper int8 ({peer['system']})",
-                      fastest, peer, 1.1))
+
+    def fastest(*keys: str) -> dict | None:
+        return min((by[k] for k in keys if k in by), key=lambda r: r["median_s"], default=None)
+
+    pairs = []
+    for mine, theirs, target in ((by.get("handler"), fastest("fw-int8", "fw-int8-batched"), 0.9),
+                                 (by.get("handler-float32"), fastest("fw-float32", "fw-float32-batched"), 0.8)):
+        if mine and theirs:
+            pairs.append((f"{mine['system']} / {theirs['system']}", mine, theirs, target))
+    pairs.append(("handler default / faster-whisper float32 sequential", by.get("handler"), by.get("fw-float32"), 1.0))
     pairs.append(("handler default / transformers pipeline, original settings", by.get("handler"),
                   by.get("pipeline"), 0.7))
     out = []

@@ -37,10 +37,11 @@ def test_peer_rows_skip_cleanly_without_faster_whisper(tmp_path, monkeypatch, ti
 
     assert "skipping the faster-whisper rows: faster-whisper is not installed" in capsys.readouterr().out
     rows = {r["key"]: r for r in report["rows"]}
-    assert list(rows) == ["handler", "handler-float32", "handler-sequential", *FW_KEYS, "pipeline"]
+    assert list(rows) == ["handler", "handler-float32", "handler-float32-only", "handler-sequential", *FW_KEYS,
+                          "pipeline"]
     for key in FW_KEYS:
         assert "median_s" not in rows[key] and "requirements-peers.txt" in rows[key]["skipped"]
-    for key in ("handler", "handler-float32", "handler-sequential", "pipeline"):
+    for key in ("handler", "handler-float32", "handler-float32-only", "handler-sequential", "pipeline"):
         assert rows[key]["runs"] == 2 and rows[key]["median_s"] > 0 and 0 <= rows[key]["wer"]
     assert [q["ratio"] for q in report["ratios"]] == ["handler default / transformers pipeline, original settings"]
     assert report["language"] == "en"
@@ -67,7 +68,8 @@ def test_peer_rows_with_a_tiny_ctranslate2_model(tmp_path, monkeypatch, tiny_mod
 
     rows = {r["key"]: r for r in report["rows"]}
     assert all(rows[key]["runs"] == 2 and rows[key]["skipped"] is None for key in FW_KEYS)
-    assert len(report["ratios"]) == 3
+    assert len(report["ratios"]) == 4
+    assert [q["target"] for q in report["ratios"]] == [0.9, 0.8, 1.0, 0.7]
     converted = list((tmp_path / "ct2").iterdir())
     assert len(converted) == 1 and (converted[0] / "model.bin").is_file()
 

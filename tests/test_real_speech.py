@@ -21,7 +21,7 @@ from evaluation import scoring
 
 @pytest.fixture(scope="module")
 def handler(real_whisper_dir):
-    with handler_with(ASR_MODEL=real_whisper_dir, CPU_BF16="false") as built:  # the float32 reference
+    with handler_with(ASR_MODEL=real_whisper_dir, CPU_BF16="false", CPU_INT8="false") as built:  # float32
         yield built
 
 
@@ -83,11 +83,27 @@ def test_bfloat16_on_the_cpu_keeps_the_words(real_whisper_dir, dialogue_dir, dia
 
     if not native_bf16():
         pytest.skip("this CPU has no native bfloat16")
-    with handler_with(ASR_MODEL=real_whisper_dir, CPU_BF16="true") as fast_handler:
+    with handler_with(ASR_MODEL=real_whisper_dir, CPU_BF16="true", CPU_INT8="false") as fast_handler:
         fast = fast_handler({"inputs": (dialogue_dir / "dialogue.wav").read_bytes()})
     reference = (dialogue_dir / "dialogue.txt").read_text()
     assert "bfloat16" in fast["metadata"]["dtype"]
     assert scoring.wer(reference, fast["text"]) <= scoring.wer(reference, dialogue_raw["text"]) + 0.005
+
+
+@pytest.mark.parametrize("bf16", ["false", "auto"])
+def test_int8_decoder_weights_keep_the_words(real_whisper_dir, dialogue_dir, dialogue_raw, bf16):
+    """CPU_INT8 (the decoder's weights in int8), with and without bfloat16 elsewhere: WER
+    within half a point of float32."""
+    from speech_endpoint.whisper.precision import int8_kernel
+
+    if not int8_kernel():
+        pytest.skip("no weight-only int8 kernel for this CPU")
+    with handler_with(ASR_MODEL=real_whisper_dir, CPU_BF16=bf16, CPU_INT8="true") as int8_handler:
+        out = int8_handler({"inputs": (dialogue_dir / "dialogue.wav").read_bytes()})
+    reference = (dialogue_dir / "dialogue.txt").read_text()
+    assert "int8" in out["metadata"]["dtype"]
+    assert scoring.wer(reference, out["text"]) <= scoring.wer(reference, dialogue_raw["text"]) + 0.005
+    _check_contract(out)
 
 
 def _under_pink_noise(dialogue_dir: Path, snr_db: float, seconds: float | None = None) -> bytes:

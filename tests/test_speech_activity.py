@@ -135,7 +135,7 @@ WINDOW_VARIANCE = 0.02
 def real_handler(real_whisper_dir):
     from conftest import handler_with
 
-    with handler_with(ASR_MODEL=real_whisper_dir, CPU_BF16="false") as built:  # float32, as measured
+    with handler_with(ASR_MODEL=real_whisper_dir, CPU_BF16="false", CPU_INT8="false") as built:  # float32, as measured
         yield built
 
 

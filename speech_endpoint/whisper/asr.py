@@ -58,6 +58,8 @@ class WhisperASR:
             precision.output_layer_in_bf16(self.model)
             if not assistant_id:  # see _decoder_in_bf16
                 self._decoder_in_bf16(self.model)
+        if placement.cpu_int8 and not assistant_id:  # bfloat16 activations: as _decoder_in_bf16
+            precision.decoder_weights_in_int8(self.model)
         self.processor = compat.load_processor(model_id, token)
         self.tokenizer = self.processor.tokenizer
         self.assistant = self._load_assistant(assistant_id, token) if assistant_id else None

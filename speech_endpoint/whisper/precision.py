@@ -1,5 +1,5 @@
 """Where Whisper runs and in what number format: the device (setting DEVICE), bfloat16 on CPUs
-that compute it, and the attention that goes with it.
+that compute it, int8 decoder weights, and the attention that goes with them.
 
 Device (`choose`: auto, cuda, cpu): the current stack's torch wheel is built for CUDA 13, which
 needs a recent NVIDIA driver; on an older driver `torch.cuda.is_available()` is simply False,
@@ -22,8 +22,9 @@ Transformers 5 routes Whisper's attention through `AttentionInterface`, where th
 registered under its own name; older versions (the platform container's 4.51) pick
 attention classes by name and keep "sdpa" and float32 keys and values.
 
-The gains, measured with the same words: docs/benchmarks.md ("Against faster-whisper and
-the original pipeline" and the paragraphs after it).
+int8 (`Int8Linear`, CPU_INT8): a decoding step multiplies a few rows by each of the decoder's
+weight matrices, so it waits on reading them; int8 weights with bfloat16 activations read
+half of bfloat16's bytes, a quarter of float32's. Gains (and WER): docs/benchmarks.md.
 """
 from __future__ import annotations
 
@@ -42,15 +43,25 @@ from torch import nn
 NATIVE_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 flags; "bf16" on Arm (Features)
 
 
-def native_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (from /proc/cpuinfo; False elsewhere)."""
+def cpu_flags() -> set[str]:
+    """This CPU's feature flags (from /proc/cpuinfo; empty elsewhere)."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return False
-    flags = {f for line in text.splitlines() if line.lower().startswith(("flags", "features"))
-             for f in line.split(":", 1)[-1].split()}
-    return any(flag in flags for flag in NATIVE_FLAGS)
+        return set()
+    return {f for line in text.splitlines() if line.lower().startswith(("flags", "features"))
+            for f in line.split(":", 1)[-1].split()}
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively."""
+    return any(flag in cpu_flags() for flag in NATIVE_FLAGS)
+
+
+def int8_kernel() -> bool:
+    """Whether torch has its weight-only int8 CPU kernel, vectorised here (x86 AVX2 or later;
+    measured with AVX512 and with AVX2 dispatch)."""
+    return hasattr(torch.ops.aten, "_weight_int8pack_mm") and "avx2" in cpu_flags()
 
 
 class BF16Linear(nn.Module):
@@ -66,6 +77,41 @@ class BF16Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x.to(torch.bfloat16), self.weight, self.bias).to(self.out_dtype)
+
+
+class Int8Linear(nn.Module):
+    """A Linear layer with int8 weights (symmetric, one scale per output row) and bfloat16
+    activations, through torch's weight-only int8 CPU kernel (`_weight_int8pack_mm`, torch
+    2.5 and later), returning `out_dtype`."""
+
+    def __init__(self, linear: nn.Module, out_dtype: torch.dtype = torch.float32):
+        super().__init__()
+        weight = linear.weight.detach().float()
+        scales = weight.abs().amax(dim=1).clamp(min=1e-12) / 127
+        self.register_buffer("weight", torch.round(weight / scales[:, None]).clamp(-127, 127).to(torch.int8))
+        self.register_buffer("scales", scales.to(torch.bfloat16))
+        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().to(torch.bfloat16))
+        self.out_features, self.out_dtype = weight.shape[0], out_dtype
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(-1, x.shape[-1]).to(torch.bfloat16).contiguous()
+        y = torch.ops.aten._weight_int8pack_mm(rows, self.weight, self.scales)
+        if self.bias is not None:
+            y = y + self.bias
+        return y.reshape(*x.shape[:-1], self.out_features).to(self.out_dtype)
+
+
+def decoder_weights_in_int8(model: nn.Module) -> None:
+    """The output layer and the decoder's per-step linear layers (not the cross-attention
+    keys and values, computed once per window) as `Int8Linear`."""
+    decoder = model.get_decoder()
+    skip = {id(getattr(layer.encoder_attn, name, None)) for layer in getattr(decoder, "layers", [])
+            if hasattr(layer, "encoder_attn") for name in ("k_proj", "v_proj")}
+    for module in list(decoder.modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, (nn.Linear, BF16Linear)) and id(child) not in skip:
+                setattr(module, name, Int8Linear(child))
+    model.proj_out = Int8Linear(model.proj_out)
 
 
 def output_layer_in_bf16(model: nn.Module) -> None:
@@ -206,11 +252,14 @@ class Placement:
     device: str  # "cuda:0" or "cpu"
     dtype: torch.dtype  # float16 on a GPU; float32 on CPU (float16 matmuls are slow or missing there)
     cpu_bf16: bool = False  # CPU: bfloat16 where it pays (speech_endpoint.whisper.precision)
+    cpu_int8: bool = False  # CPU: the decoder's weights in int8 (Int8Linear)
 
     @property
     def dtype_name(self) -> str:
         name = str(self.dtype).removeprefix("torch.")
-        return f"{name} with bfloat16 (CPU_BF16)" if self.cpu_bf16 else name
+        extras = [label for on, label in ((self.cpu_bf16, "bfloat16 (CPU_BF16)"),
+                                          (self.cpu_int8, "int8 decoder weights (CPU_INT8)")) if on]
+        return f"{name} with {' and '.join(extras)}" if extras else name
 
 
 def cuda_problem() -> str | None:
@@ -233,9 +282,10 @@ def cuda_problem() -> str | None:
             "(see the Dockerfile's TORCH_INDEX_URL) or update the driver")
 
 
-def choose(setting: str = "auto", cpu_bf16: bool | str = "auto") -> Placement:
+def choose(setting: str = "auto", cpu_bf16: bool | str = "auto", cpu_int8: bool | str = "auto") -> Placement:
     """`setting` is DEVICE: auto (a GPU when usable), cuda (a GPU or a start-up error), cpu.
-    `cpu_bf16` is CPU_BF16: on the CPU, bfloat16 where it counts (auto: where native)."""
+    `cpu_bf16` is CPU_BF16: on the CPU, bfloat16 where it counts (auto: where native);
+    `cpu_int8` is CPU_INT8: on the CPU, the decoder's weights in int8 (auto: `int8_kernel`)."""
     if setting != "cpu":
         problem = cuda_problem()
         if problem is None:
@@ -243,4 +293,5 @@ def choose(setting: str = "auto", cpu_bf16: bool | str = "auto") -> Placement:
         if setting == "cuda":
             raise DeviceError(f"DEVICE=cuda, but {problem}; or set DEVICE=cpu to run on the CPU")
         log.warning("no usable GPU, running on the CPU: %s", problem)
-    return Placement("cpu", torch.float32, cpu_bf16=native_bf16() if cpu_bf16 == "auto" else bool(cpu_bf16))
+    return Placement("cpu", torch.float32, cpu_bf16=native_bf16() if cpu_bf16 == "auto" else bool(cpu_bf16),
+                     cpu_int8=int8_kernel() if cpu_int8 == "auto" else bool(cpu_int8))

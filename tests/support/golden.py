@@ -45,7 +45,8 @@ def handler_env(whisper_dir: str | Path, rttm: Path, workdir: Path) -> dict[str,
     from evaluation.oracle_diarization import write_oracle_pipeline
 
     return {"ASR_MODEL": str(whisper_dir), "DIARIZATION_MODEL": str(write_oracle_pipeline(workdir / "exact", rttm)),
-            "ASSISTANT_MODEL": None, "HF_TOKEN": None, "CPU_BF16": "false"}  # float32: the same on every CPU
+            "ASSISTANT_MODEL": None, "HF_TOKEN": None, "CPU_BF16": "false",
+            "CPU_INT8": "false"}  # float32: the same on every CPU
 
 
 def build_handler():
