@@ -27,6 +27,18 @@ def test_int8_linear_is_the_linear_layer_within_rounding(bias, shape):
     assert (got - expected).norm() / expected.norm() < 0.02
 
 
+def test_many_rows_are_computed_by_the_layer_it_was_made_from():
+    """The int8 kernel's time grows with every row: a prompt, beams or many windows at once
+    go through the dense layer, exactly."""
+    torch.manual_seed(1)
+    linear = nn.Linear(64, 48)
+    quantized = precision.Int8Linear(linear)
+    many, few = torch.randn(2, precision.Int8Linear.MAX_ROWS, 64), torch.randn(precision.Int8Linear.MAX_ROWS, 64)
+    with torch.inference_mode():
+        assert torch.equal(quantized(many), linear(many))
+        assert not torch.equal(quantized(few), linear(few))  # the int8 kernel, within rounding
+
+
 def test_only_the_decoders_per_step_layers_become_int8(tiny_models):
     from transformers import WhisperForConditionalGeneration
 

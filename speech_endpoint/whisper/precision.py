@@ -1,17 +1,15 @@
 """Where Whisper runs and in what number format: the device (setting DEVICE), bfloat16 on CPUs
 that compute it, int8 decoder weights, and the attention that goes with them.
 
-Device (`choose`: auto, cuda, cpu): the current stack's torch wheel is built for CUDA 13, which
-needs a recent NVIDIA driver; on an older driver `torch.cuda.is_available()` is simply False,
-and an endpoint that quietly ran on the CPU would be slow and expensive. So `cuda` refuses to
-start without a usable GPU, saying why, and `auto` says in the log and in every response's
-metadata what it chose.
+Device (`choose`: auto, cuda, cpu): the current torch wheel needs a recent NVIDIA driver (CUDA
+13); on an older one CUDA is simply unavailable, and an endpoint quietly on the CPU would be
+slow and expensive. So `cuda` refuses to start without a usable GPU, saying why, and `auto`
+says in the log and in every response's metadata what it chose.
 
 bfloat16 on CPUs that compute it natively (AVX512-BF16, AMX, Arm BF16): the encoder, the
-output layer and the decoder's linear layers, the costs that dominate Whisper on a CPU;
-the decoder's residual stream and layer norms stay float32 (the whole model in bfloat16
-was no faster and changed the text). Elsewhere bfloat16 is emulated slowly, so `auto`
-uses it only where the CPU has it.
+output layer and the decoder's linear layers, the costs that dominate Whisper on a CPU; the
+decoder's residual stream and layer norms stay float32 (all in bfloat16 was no faster and
+changed the text). Elsewhere bfloat16 is emulated slowly: `auto` uses it only where native.
 
 Attention (`implementation`): torch's CPU flash kernel, which SDPA picks, is slow for a
 decoding step's one query row against 1500 encoder frames and for the bfloat16 encoder's
@@ -22,9 +20,8 @@ Transformers 5 routes Whisper's attention through `AttentionInterface`, where th
 registered under its own name; older versions (the platform container's 4.51) pick
 attention classes by name and keep "sdpa" and float32 keys and values.
 
-int8 (`Int8Linear`, CPU_INT8): a decoding step multiplies a few rows by each of the decoder's
-weight matrices, so it waits on reading them; int8 weights with bfloat16 activations read
-half of bfloat16's bytes, a quarter of float32's. Gains (and WER): docs/benchmarks.md.
+int8 (`Int8Linear`, CPU_INT8): a decoding step multiplies a few rows by each decoder weight
+matrix, so it waits on reading them: int8 reads half of bfloat16's bytes (docs/benchmarks.md).
 """
 from __future__ import annotations
 
@@ -38,7 +35,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-
 
 NATIVE_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")  # x86 flags; "bf16" on Arm (Features)
 
@@ -82,36 +78,46 @@ class BF16Linear(nn.Module):
 class Int8Linear(nn.Module):
     """A Linear layer with int8 weights (symmetric, one scale per output row) and bfloat16
     activations, through torch's weight-only int8 CPU kernel (`_weight_int8pack_mm`, torch
-    2.5 and later), returning `out_dtype`."""
+    2.5 and later), returning float32. That kernel's time grows with every row, a dense
+    product's hardly: above `MAX_ROWS` rows (a decoding step of many windows, a prompt, beams)
+    the layer it was made from (`dense`, kept) computes instead."""
 
-    def __init__(self, linear: nn.Module, out_dtype: torch.dtype = torch.float32):
+    MAX_ROWS = 8  # measured crossover against a bfloat16 product (docs/benchmarks.md)
+
+    def __init__(self, dense: nn.Module):
         super().__init__()
-        weight = linear.weight.detach().float()
+        weight = dense.weight.detach().float()
         scales = weight.abs().amax(dim=1).clamp(min=1e-12) / 127
         self.register_buffer("weight", torch.round(weight / scales[:, None]).clamp(-127, 127).to(torch.int8))
         self.register_buffer("scales", scales.to(torch.bfloat16))
-        self.register_buffer("bias", None if linear.bias is None else linear.bias.detach().to(torch.bfloat16))
-        self.out_features, self.out_dtype = weight.shape[0], out_dtype
+        self.register_buffer("bias", None if dense.bias is None else dense.bias.detach().to(torch.bfloat16))
+        self.dense, self.out_features = dense, weight.shape[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        rows = x.reshape(-1, x.shape[-1]).to(torch.bfloat16).contiguous()
-        y = torch.ops.aten._weight_int8pack_mm(rows, self.weight, self.scales)
+        rows = x.reshape(-1, x.shape[-1])
+        if rows.shape[0] > self.MAX_ROWS:
+            return self.dense(x).float()
+        y = torch.ops.aten._weight_int8pack_mm(rows.to(torch.bfloat16).contiguous(), self.weight, self.scales)
         if self.bias is not None:
             y = y + self.bias
-        return y.reshape(*x.shape[:-1], self.out_features).to(self.out_dtype)
+        return y.reshape(*x.shape[:-1], self.out_features).float()
 
 
 def decoder_weights_in_int8(model: nn.Module) -> None:
     """The output layer and the decoder's per-step linear layers (not the cross-attention
-    keys and values, computed once per window) as `Int8Linear`."""
+    keys and values, computed once per window) as `Int8Linear` over the layers they were."""
     decoder = model.get_decoder()
     skip = {id(getattr(layer.encoder_attn, name, None)) for layer in getattr(decoder, "layers", [])
             if hasattr(layer, "encoder_attn") for name in ("k_proj", "v_proj")}
+    _replace_linears(decoder, Int8Linear, (nn.Linear, BF16Linear), skip)
+    model.proj_out = Int8Linear(model.proj_out)
+
+
+def _replace_linears(decoder: nn.Module, make, kinds: tuple[type, ...], skip: set[int] = frozenset()) -> None:
     for module in list(decoder.modules()):
         for name, child in list(module.named_children()):
-            if isinstance(child, (nn.Linear, BF16Linear)) and id(child) not in skip:
-                setattr(module, name, Int8Linear(child))
-    model.proj_out = Int8Linear(model.proj_out)
+            if isinstance(child, kinds) and id(child) not in skip:
+                setattr(module, name, make(child))
 
 
 def output_layer_in_bf16(model: nn.Module) -> None:
@@ -123,11 +129,7 @@ def output_layer_in_bf16(model: nn.Module) -> None:
 def decoder_linears_in_bf16(model: nn.Module) -> None:
     """Every Linear layer of a Whisper model's decoder (or a decoder-only draft) computed in
     bfloat16 with float32 in and out."""
-    decoder = model.get_decoder()
-    for module in list(decoder.modules()):
-        for name, child in list(module.named_children()):
-            if isinstance(child, nn.Linear):
-                setattr(module, name, BF16Linear(child))
+    _replace_linears(model.get_decoder(), BF16Linear, (nn.Linear,))
 
 
 def encoder_in_bf16(model: nn.Module) -> None:
