@@ -58,7 +58,7 @@ class ModelSettings(BaseSettings):
     cpu_int8: bool | Literal["auto"] = "auto"
 
     # Step of pyannote's sliding 10 s segmentation window, as a share of it (pyannote: 0.1).
-    # 0.2 halves the diarization's CPU time at +0.6 DER points on the corpus (README).
+    # 0.2 halves the diarization's cost at +0.1 to +0.6 DER points (+1.9 on a call; README).
     diarization_step: float | None = Field(None, gt=0, le=1)
     # Embed every N-th window of the sliding segmentation, the others take matched embeddings
     # (speech_endpoint/attribution/embedding_reuse.py); 1 embeds every window, as pyannote does.

@@ -77,31 +77,36 @@ def score_set(diarizer, items, decoded) -> dict:
             "per_minute": {k: sum(c[k] for c in costs) / minutes for k in STAGES}}
 
 
-def request_ratio(asr_model: str, pipeline: str, audio_path: Path, strides: list[int], runs: int) -> None:
+def request_ratio(asr_model: str, pipeline: str, audio_path: Path, steps: list[float], strides: list[int],
+                  runs: int) -> None:
     """The same request with and without diarization on the handler (in-process), per
-    stride: minimum over `runs` alternated runs, wall seconds."""
+    segmentation step and embedding stride: minimum over `runs` alternated runs, wall seconds."""
     from evaluation.in_process import build_handler
+    from speech_endpoint import compat
     from speech_endpoint.attribution.diarizer import install
 
     handler = build_handler(ASR_MODEL=asr_model, DIARIZATION_MODEL=pipeline, WARMUP="true")
     body = {"inputs": audio_path.read_bytes(), "parameters": {"language": "en"}}
     plain = {"inputs": body["inputs"], "parameters": {"language": "en", "diarize": False}}
     handler(dict(body))  # warm both paths
-    times = {"none": []} | {s: [] for s in strides}
+    variants = [(step, stride) for step in steps for stride in strides]
+    times = {"none": []} | {v: [] for v in variants}
     for _ in range(runs):
-        for stride in strides:
+        for step, stride in variants:
+            compat.set_segmentation_step(handler.diarizer.pipeline, step)
             install(handler.diarizer.pipeline, stride)
             started = time.perf_counter()
             handler(dict(body))
-            times[stride].append(time.perf_counter() - started)
+            times[step, stride].append(time.perf_counter() - started)
         started = time.perf_counter()
         handler(dict(plain))
         times["none"].append(time.perf_counter() - started)
     base = min(times["none"])
     print(f"\n| request ({audio_path.name}) | wall s (min of {runs}) | / without diarization |\n|---|---|---|")
     print(f"| without diarization | {base:.2f} | 1.00 |")
-    for stride in strides:
-        print(f"| diarized, embedding stride {stride} | {min(times[stride]):.2f} | {min(times[stride]) / base:.2f} |")
+    for step, stride in variants:
+        print(f"| diarized, step {step:g}, embedding stride {stride} | {min(times[step, stride]):.2f} "
+              f"| {min(times[step, stride]) / base:.2f} |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"{s['median_der']:.2%} | {s['embedded']:.0%} | " + " / ".join(f"{s['per_minute'][k]:.2f}" for k in STAGES) + " |",
                           flush=True)
     if args.asr_model:
-        request_ratio(args.asr_model, args.pipeline, args.request_audio, args.strides, args.runs)
+        request_ratio(args.asr_model, args.pipeline, args.request_audio, args.steps, args.strides, args.runs)
     return 0
 
 

@@ -1,7 +1,9 @@
 """Pieces of cross-attention word timing that need no model."""
 import numpy as np
+import pytest
+import torch
 
-from speech_endpoint.whisper.alignment import clamp_long_words, dtw
+from speech_endpoint.whisper.alignment import clamp_long_words, dtw, median_filter
 from speech_endpoint.schema import Word
 
 
@@ -31,3 +33,15 @@ def test_words_that_swallowed_a_pause_are_clamped():
     assert out[3].start == 5.5 and out[3].end < 6.5       # sentence end kept its start
     assert out[1:3] == words[1:3] and out[4] == words[4]
     assert clamp_long_words([]) == [] and clamp_long_words(words[:1]) == words[:1]
+
+
+@pytest.mark.parametrize("width", [3, 7])
+@pytest.mark.parametrize("frames", [4, 50])
+def test_median_filter_is_the_running_median(width, frames):
+    """The sorting network gives exactly what a median over each reflected window gives."""
+    torch.manual_seed(frames + width)
+    x = torch.randn(2, 5, frames)
+    x[0, 0, :3] = 0.25  # ties
+    padded = torch.nn.functional.pad(x, (width // 2, width // 2), mode="reflect")
+    assert torch.equal(median_filter(x, width), padded.unfold(-1, width, 1).median(dim=-1).values)
+    assert torch.equal(median_filter(x[..., :1], width), x[..., :1])  # too short to filter
