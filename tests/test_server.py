@@ -282,7 +282,9 @@ class EndpointHandler:
     def __init__(self, path):
         self.token = os.environ["HF_TOKEN"]
         log.warning("careless library log line with token %s", self.token)
-        print("careless print with token", self.token)
+        # one write: print() writes each argument apart, and the server's own startup lines
+        # (another thread) may land between them
+        print("careless print with token " + self.token)
         print("careless stderr write " + self.token, file=sys.stderr)
         self.calls = 0
 
