@@ -324,7 +324,9 @@ def train(draft, files: list[Path], out_dir: Path, args, eot: int, on_checkpoint
     import torch
     from tqdm import tqdm
 
-    kept = getattr(draft.config, "draft_vocab", None)
+    from speech_endpoint.whisper.scores import kept_ids
+
+    kept = kept_ids(draft)
     vocab = torch.tensor(kept, dtype=torch.long, device=args.device) if kept else None
     for p in draft.parameters():
         p.requires_grad_(False)

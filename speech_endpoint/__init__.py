@@ -3,12 +3,12 @@ root wires them together.
 
 Layers, bottom to top (a module imports only its own layer or lower ones; checked by
 tests/test_architecture.py):
-  base         `schema` (typed records, and what the handler needs from each model, as
-               Protocols), `errors`, `text` (punctuation, word lists by language),
-               `compat` (the one place that knows library versions)
+  base         `schema` (typed records, the client and configuration errors, and what the
+               handler needs from each model, as Protocols), `text` (punctuation, word
+               lists by language), `compat` (the one place that knows library versions)
   speech/      audio decoding, speech detection (Silero VAD), windows, word times, the
                skipped-speech guard
-  whisper/     Whisper: loading, device, precision and attention, decoding, alignment,
+  whisper/     Whisper: loading, device, precision (bfloat16, int8) and attention, decoding, alignment,
                token scores (suppression, confidence, guards), languages (names, codes,
                detection); the only place that touches transformers internals
   attribution/ pyannote diarization, turns, coverage, the attribution rules, sentence
