@@ -73,7 +73,8 @@ class EndpointHandler(MultichannelStages):
         started = time.perf_counter()
         if s.cpu_threads:
             torch.set_num_threads(s.cpu_threads)
-        placement = choose(s.device, s.cpu_bf16, s.cpu_int8)
+        # int8 decoder weights stay off beside a draft (`WhisperASR`): the placement says so
+        placement = choose(s.device, s.cpu_bf16, False if s.assistant_model else s.cpu_int8)
         vad = SileroVAD()
         asr = WhisperASR(s.asr_model, placement=placement, assistant_id=s.assistant_model, token=s.token)
         diarizer = (Diarizer(s.diarization_model, token=s.token, device=placement.device,

@@ -72,6 +72,7 @@ def test_off_when_a_draft_verifies_against_the_decoder(make_handler, tiny_models
     handler = make_handler(ASR_MODEL=str(tiny_models.whisper), ASSISTANT_MODEL=str(tiny_models.assistant),
                            CPU_INT8="true", WARMUP="false")
     assert not any(isinstance(m, precision.Int8Linear) for m in handler.asr.model.modules())
+    assert handler.placement.cpu_int8 is False and "int8" not in handler.placement.dtype_name  # the metadata's dtype
 
 
 def test_off_when_set_false(make_handler, tiny_models):
