@@ -73,17 +73,16 @@ class EndpointHandler(MultichannelStages):
         started = time.perf_counter()
         if s.cpu_threads:
             torch.set_num_threads(s.cpu_threads)
-        # int8 decoder weights stay off beside a draft (`WhisperASR`): the placement says so
-        placement = choose(s.device, s.cpu_bf16, False if s.assistant_model else s.cpu_int8)
+        placement = choose(s.device, s.cpu_bf16, s.cpu_int8)
         vad = SileroVAD()
         asr = WhisperASR(s.asr_model, placement=placement, assistant_id=s.assistant_model, token=s.token)
         diarizer = (Diarizer(s.diarization_model, token=s.token, device=placement.device,
                              segmentation_step=s.diarization_step, params=s.diarization_params,
                              embedding_stride=s.diarization_embedding_stride)
                     if s.diarization_model else None)
-        self._compose(s, placement, asr, vad, diarizer)
-        log.info("models loaded in %.1f s on %s (%s)", time.perf_counter() - started, placement.device,
-                 placement.dtype_name)
+        self._compose(s, asr.placement, asr, vad, diarizer)  # what the recogniser runs (it may drop int8)
+        log.info("models loaded in %.1f s on %s (%s)", time.perf_counter() - started, self.placement.device,
+                 self.placement.dtype_name)
 
     @classmethod
     def from_components(cls, *, asr: Recogniser, vad: SpeechDetector, diarizer: SpeakerDiarizer | None = None,

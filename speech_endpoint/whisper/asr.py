@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -47,7 +48,8 @@ class WhisperASR:
                  token: str | None = None):
         from transformers import AutoModelForSpeechSeq2Seq
 
-        self.placement = placement
+        # int8 decoder weights need bfloat16 activations: not beside a draft (see _decoder_in_bf16)
+        self.placement = replace(placement, cpu_int8=False) if assistant_id else placement
         self.device, self.dtype = placement.device, placement.dtype
         self.attention = precision.implementation()
         self.model = AutoModelForSpeechSeq2Seq.from_pretrained(model_id, **self._load_kwargs(token))
@@ -58,7 +60,7 @@ class WhisperASR:
             precision.output_layer_in_bf16(self.model)
             if not assistant_id:  # see _decoder_in_bf16
                 self._decoder_in_bf16(self.model)
-        if placement.cpu_int8 and not assistant_id:  # bfloat16 activations: as _decoder_in_bf16
+        if self.placement.cpu_int8:
             precision.decoder_weights_in_int8(self.model)
         self.processor = compat.load_processor(model_id, token)
         self.tokenizer = self.processor.tokenizer
