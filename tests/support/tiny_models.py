@@ -571,18 +571,21 @@ def _segmentation_model():
     return model.eval()
 
 
-def _embedding_model():
+def _embedding_model(kind: str = "xvector"):
     from pyannote.audio.core.task import Problem, Resolution, Specifications
-    from pyannote.audio.models.embedding import XVectorMFCC
+    from pyannote.audio.models.embedding import WeSpeakerResNet34, XVectorMFCC
 
-    model = XVectorMFCC(
-        sample_rate=SAMPLE_RATE,
-        # 64 mel bands: torchaudio's default 128 leave empty filters at n_fft 400 (a
-        # warning); hop 20 ms instead of 12.5 ms: the 512-channel TDNN dominates the
-        # pipeline's run time on CPU
-        mfcc={"melkwargs": {"n_mels": 64, "n_fft": 400, "hop_length": 320}},
-        dimension=EMBEDDING_DIM,
-    )
+    if kind == "resnet":  # the architecture of speaker-diarization-3.1's embedding (slow on CPU)
+        model = WeSpeakerResNet34(sample_rate=SAMPLE_RATE)
+    else:
+        model = XVectorMFCC(
+            sample_rate=SAMPLE_RATE,
+            # 64 mel bands: torchaudio's default 128 leave empty filters at n_fft 400 (a
+            # warning); hop 20 ms instead of 12.5 ms: the 512-channel TDNN dominates the
+            # pipeline's run time on CPU
+            mfcc={"melkwargs": {"n_mels": 64, "n_fft": 400, "hop_length": 320}},
+            dimension=EMBEDDING_DIM,
+        )
     # on_save_checkpoint stores specifications; an embedding model's are a representation
     model.specifications = Specifications(
         problem=Problem.REPRESENTATION, resolution=Resolution.CHUNK, duration=3.0
@@ -611,13 +614,14 @@ def _write_plda(folder: Path, rng) -> None:
     )
 
 
-def build_diarization(out_dir: Path) -> Path:
-    """Build the pyannote pipeline folder for the installed pyannote.audio version."""
+def build_diarization(out_dir: Path, embedding: str = "xvector") -> Path:
+    """Build the pyannote pipeline folder for the installed pyannote.audio version; `embedding`
+    "resnet" gives it a random WeSpeaker ResNet34 (both 256-dimensional) in a folder of its own."""
     import numpy as np
     import torch
     import yaml
 
-    folder = Path(out_dir) / "diarization"
+    folder = Path(out_dir) / ("diarization" if embedding == "xvector" else f"diarization-{embedding}")
     (folder / "segmentation").mkdir(parents=True, exist_ok=True)
     (folder / "embedding").mkdir(parents=True, exist_ok=True)
     segmentation_bin = folder / "segmentation" / "pytorch_model.bin"
@@ -626,7 +630,7 @@ def build_diarization(out_dir: Path) -> Path:
     torch.manual_seed(SEED)
     torch.save(_lightning_checkpoint(_segmentation_model()), segmentation_bin)
     torch.manual_seed(SEED + 1)
-    torch.save(_lightning_checkpoint(_embedding_model()), embedding_bin)
+    torch.save(_lightning_checkpoint(_embedding_model(embedding)), embedding_bin)
 
     major = PYANNOTE_MAJOR
     if major >= 4:
