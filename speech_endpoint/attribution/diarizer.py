@@ -270,20 +270,17 @@ def _shared_frames(model: Any, waveforms: torch.Tensor, previous: tuple | None) 
     """(frame features for every row, (last row, its features), rows that went through the
     network): each run of equal consecutive rows is computed once, and a first row equal to
     `previous`'s waveform takes its features."""
-    row_of, distinct = [], []  # per row: index into the computed features (-1: `previous`'s)
+    reuse = previous is not None and previous[0].shape == waveforms[0].shape and torch.equal(previous[0], waveforms[0])
+    row_of, distinct = [], []  # per row: index into [previous's features if reused] + the computed ones
     for i in range(len(waveforms)):
         if i and torch.equal(waveforms[i], waveforms[i - 1]):
             row_of.append(row_of[-1])
-        elif not i and previous is not None and previous[0].shape == waveforms[0].shape \
-                and torch.equal(previous[0], waveforms[0]):
-            row_of.append(-1)
-        else:
-            row_of.append(len(distinct))
+        elif i or not reuse:
+            row_of.append(int(reuse) + len(distinct))
             distinct.append(i)
-    parts = [previous[1]] if row_of[0] == -1 else []
-    if distinct:
-        parts.append(model.forward_frames(waveforms[distinct]))
+        else:
+            row_of.append(0)
+    parts = ([previous[1]] if reuse else []) + ([model.forward_frames(waveforms[distinct])] if distinct else [])
     computed = torch.cat(parts) if len(parts) > 1 else parts[0]
-    offset = 1 if row_of[0] == -1 else 0
-    frames = computed[torch.tensor([r + offset for r in row_of], device=computed.device)]
+    frames = computed[torch.tensor(row_of, device=computed.device)]
     return frames, (waveforms[-1].clone(), frames[-1:].clone()), len(distinct)
