@@ -24,6 +24,19 @@ from evaluation.evaluate import discover
 SEED = 0
 
 
+def lightning_checkpoint(model) -> dict:
+    """A pyannote `Model`'s checkpoint as `Model.from_pretrained` loads it (its `specifications`
+    must be set: `on_save_checkpoint` stores them)."""
+    try:
+        from lightning import __version__ as lightning_version
+    except ImportError:  # pyannote 3 may only have pytorch_lightning
+        from pytorch_lightning import __version__ as lightning_version
+    checkpoint = {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
+                  "pytorch-lightning_version": lightning_version}
+    model.on_save_checkpoint(checkpoint)
+    return checkpoint
+
+
 def build_pipeline(source: Path, out: Path) -> Path:
     """A copy of `source`'s config.yaml whose embedding is a random-weight WeSpeaker ResNet34
     (a pyannote checkpoint in `out`), batch size 32 as in speaker-diarization-3.1."""
@@ -35,15 +48,8 @@ def build_pipeline(source: Path, out: Path) -> Path:
     torch.manual_seed(SEED)
     model = WeSpeakerResNet34(sample_rate=16000).eval()
     model.specifications = Specifications(problem=Problem.REPRESENTATION, resolution=Resolution.CHUNK, duration=3.0)
-    try:
-        from lightning import __version__ as lightning_version
-    except ImportError:  # pyannote 3 may only have pytorch_lightning
-        from pytorch_lightning import __version__ as lightning_version
-    checkpoint = {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams),
-                  "pytorch-lightning_version": lightning_version}
-    model.on_save_checkpoint(checkpoint)
     out.mkdir(parents=True, exist_ok=True)
-    torch.save(checkpoint, out / "resnet34.bin")
+    torch.save(lightning_checkpoint(model), out / "resnet34.bin")
     config = yaml.safe_load((source / "config.yaml").read_text())
     params = config["pipeline"]["params"]
     for key, value in params.items():  # the copy lives elsewhere: `$model/...` (a PLDA) made absolute

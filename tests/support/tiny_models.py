@@ -503,21 +503,6 @@ def build_whisper_models(out_dir: Path):
 # ---------------------------------------------------------------------------- pyannote
 
 
-def _lightning_checkpoint(model) -> dict:
-    try:
-        from lightning import __version__ as pl_version
-    except ImportError:  # pragma: no cover - pyannote 3 may only have pytorch_lightning
-        from pytorch_lightning import __version__ as pl_version
-
-    checkpoint = {
-        "state_dict": model.state_dict(),
-        "hyper_parameters": dict(model.hparams),
-        "pytorch-lightning_version": pl_version,
-    }
-    model.on_save_checkpoint(checkpoint)
-    return checkpoint
-
-
 def _segmentation_model():
     """pyannote's debug SimpleSegmentationModel (MFCC -> BiLSTM -> linear), shaped into an
     energy detector: the first MFCC coefficient (c0, proportional to the frame's mean log
@@ -621,6 +606,8 @@ def build_diarization(out_dir: Path, embedding: str = "xvector") -> Path:
     import torch
     import yaml
 
+    from evaluation.shared_frames_cost import lightning_checkpoint
+
     folder = Path(out_dir) / ("diarization" if embedding == "xvector" else f"diarization-{embedding}")
     (folder / "segmentation").mkdir(parents=True, exist_ok=True)
     (folder / "embedding").mkdir(parents=True, exist_ok=True)
@@ -628,9 +615,9 @@ def build_diarization(out_dir: Path, embedding: str = "xvector") -> Path:
     embedding_bin = folder / "embedding" / "pytorch_model.bin"
 
     torch.manual_seed(SEED)
-    torch.save(_lightning_checkpoint(_segmentation_model()), segmentation_bin)
+    torch.save(lightning_checkpoint(_segmentation_model()), segmentation_bin)
     torch.manual_seed(SEED + 1)
-    torch.save(_lightning_checkpoint(_embedding_model(embedding)), embedding_bin)
+    torch.save(lightning_checkpoint(_embedding_model(embedding)), embedding_bin)
 
     major = PYANNOTE_MAJOR
     if major >= 4:
